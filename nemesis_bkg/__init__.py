@@ -1,0 +1,14 @@
+"""
+nemesis_bkg: compact-source removal and backgrounds for far-infrared maps.
+
+A partial-convolution U-Net inpaints SNR-adaptive holes cut around compact
+sources, giving a source-free background map and a compact-only map ready
+for photutils photometry.
+"""
+
+try:
+    from ._version import version as __version__
+except ImportError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

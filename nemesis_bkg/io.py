@@ -1,0 +1,357 @@
+"""
+The input layer every public class calls first.
+
+It accepts a numpy array, a `~astropy.units.Quantity`, an
+`~astropy.nddata.NDData` (or `~astropy.nddata.CCDData`) or a FITS file,
+and returns an `ImageInput`: a private float64 copy of the image in native
+byte order, its unit, WCS, header, the user mask, the coverage (finite,
+covered pixels) and a 1-sigma error map. The input object is never
+modified.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
+from astropy.wcs import WCS, FITSFixedWarning
+
+__all__ = ["ImageInput", "read_image", "read_fits"]
+
+
+@dataclass
+class ImageInput:
+    """
+    A validated 2-D image, ready for masking and inpainting.
+
+    Attributes
+    ----------
+    data : ndarray
+        Float64 copy of the image, native byte order; non-finite values are NaN.
+    coverage : ndarray of bool
+        True where the pixel holds a usable measurement (finite and not in
+        the coverage mask).
+    mask : ndarray of bool
+        User mask: pixels not to be trusted as background (NDData ``mask``
+        united with the ``mask`` argument). They become holes to inpaint.
+    error : ndarray or None
+        1-sigma uncertainty per pixel, from any astropy uncertainty class.
+    unit : `~astropy.units.UnitBase` or None
+    wcs : `~astropy.wcs.WCS` or None
+    header : `~astropy.io.fits.Header`
+        FITS header (an empty one when the input had none).
+    meta : dict
+        The input's ``meta`` (copied).
+    input_type : type
+        Class of the input, so results can be returned in the same form.
+    """
+
+    data: np.ndarray
+    coverage: np.ndarray
+    mask: np.ndarray
+    error: np.ndarray | None = None
+    unit: u.UnitBase | None = None
+    wcs: WCS | None = None
+    header: fits.Header = field(default_factory=fits.Header)
+    meta: dict = field(default_factory=dict)
+    input_type: type = np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+
+def _squeeze_to_2d(array: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
+    if array.ndim == 2:
+        return array, False
+    if array.ndim > 2:
+        squeezed = np.squeeze(array)
+        if squeezed.ndim == 2:
+            return squeezed, True
+    raise ValueError(
+        f"{what} must be a 2-D image, got shape {array.shape}; pass one plane of a cube "
+        "(e.g. data[0]) or a 2-D image."
+    )
+
+
+def _to_float64(array: Any, what: str) -> np.ndarray:
+    array = np.asanyarray(array)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} must hold real numbers, got dtype {array.dtype}; convert it with "
+            "np.asarray(data, dtype=float) first."
+        )
+    # astype makes a copy in native byte order: the caller's array is never touched.
+    return np.array(array, dtype=np.float64, copy=True).astype(np.float64, copy=False)
+
+
+def _celestial_2d(wcs: WCS | None, squeezed: bool) -> WCS | None:
+    if wcs is None:
+        return None
+    if wcs.naxis == 2:
+        return wcs.deepcopy()
+    if squeezed and wcs.has_celestial and wcs.celestial.naxis == 2:
+        return wcs.celestial.deepcopy()
+    raise ValueError(
+        f"the WCS has {wcs.naxis} axes but the image is 2-D; give a 2-D WCS "
+        "(e.g. wcs.celestial)."
+    )
+
+
+def _error_from_uncertainty(uncertainty: Any, shape: tuple[int, int], unit) -> np.ndarray:
+    if isinstance(uncertainty, NDUncertainty):
+        try:
+            stddev = uncertainty.represent_as(StdDevUncertainty)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise TypeError(
+                f"cannot turn a {type(uncertainty).__name__} into a 1-sigma map; use "
+                "StdDevUncertainty, VarianceUncertainty or InverseVariance."
+            ) from exc
+        array = stddev.array
+        if stddev.unit is not None and unit is not None and stddev.unit != unit:
+            array = (array * stddev.unit).to_value(unit)
+    elif isinstance(uncertainty, u.Quantity):
+        array = uncertainty.to_value(unit) if unit is not None else uncertainty.value
+    else:
+        array = uncertainty
+    error = _to_float64(array, "uncertainty")
+    if error.shape != shape:
+        error, _ = _squeeze_to_2d(error, "uncertainty") if error.ndim > 2 else (error, False)
+    if error.shape != shape:
+        raise ValueError(
+            f"uncertainty has shape {error.shape} but the image has shape {shape}; they must match."
+        )
+    if np.any(error < 0):
+        raise ValueError(
+            "uncertainty has negative values; a 1-sigma error must be >= 0 (check that it is "
+            "not a variance or a signal map)."
+        )
+    return error
+
+
+def _mask_array(mask: Any, shape: tuple[int, int], what: str) -> np.ndarray:
+    if mask is None:
+        return np.zeros(shape, dtype=bool)
+    array = np.asarray(mask)
+    if array.shape != shape and array.ndim > 2:
+        array, _ = _squeeze_to_2d(array, what)
+    if array.shape != shape:
+        raise ValueError(
+            f"{what} has shape {array.shape} but the image has shape {shape}; they must match."
+        )
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contains NaN or inf; give a boolean array.")
+    return array.astype(bool, copy=True)
+
+
+def read_image(
+    data: Any,
+    *,
+    mask: Any = None,
+    coverage_mask: Any = None,
+    uncertainty: Any = None,
+    wcs: WCS | None = None,
+    unit: u.UnitBase | str | None = None,
+) -> ImageInput:
+    """
+    Validate an image and turn it into an `ImageInput`.
+
+    Parameters
+    ----------
+    data : array-like, `~astropy.units.Quantity`, `~astropy.nddata.NDData`, str or path
+        The image. NDData's ``mask``, ``uncertainty``, ``wcs``, ``unit`` and
+        ``meta`` are used. A path is read with `read_fits`.
+    mask : array-like of bool, optional
+        Pixels not to be trusted as background; united with NDData's mask.
+    coverage_mask : array-like of bool, optional
+        Pixels with no coverage (True = not covered), as in photutils.
+    uncertainty : array-like, `~astropy.units.Quantity` or `~astropy.nddata.NDUncertainty`, optional
+        Overrides NDData's uncertainty.
+    wcs : `~astropy.wcs.WCS`, optional
+        Overrides NDData's WCS.
+    unit : unit-like, optional
+        Unit of a plain array (ignored when ``data`` carries a unit).
+
+    Returns
+    -------
+    `ImageInput`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.io import read_image
+    >>> image = read_image(np.array([[1.0, np.nan], [3.0, 4.0]]))
+    >>> image.coverage
+    array([[ True, False],
+           [ True,  True]])
+    """
+    if isinstance(data, str | os.PathLike):
+        data = read_fits(data)
+
+    header = fits.Header()
+    meta: dict = {}
+    input_type = type(data)
+    nd_mask = None
+    nd_uncertainty = None
+    nd_wcs = None
+    if isinstance(data, NDData):
+        nd_mask, nd_uncertainty, nd_wcs = data.mask, data.uncertainty, data.wcs
+        meta = dict(data.meta)
+        if isinstance(data.meta.get("header"), fits.Header):
+            header = data.meta["header"].copy()
+        elif isinstance(data.meta, fits.Header):
+            header = data.meta.copy()
+        data_unit = data.unit
+        array = data.data
+    elif isinstance(data, u.Quantity):
+        data_unit = data.unit
+        array = data.value
+    else:
+        data_unit = None
+        array = data
+
+    if data_unit is None and unit is not None:
+        data_unit = u.Unit(unit)
+
+    if np.ma.isMaskedArray(array):
+        nd_mask = np.ma.getmaskarray(array) | (False if nd_mask is None else nd_mask)
+        array = np.ma.getdata(array)
+
+    image = _to_float64(array, "data")
+    image, squeezed = _squeeze_to_2d(image, "data")
+    shape = image.shape
+    if min(shape) < 2:
+        raise ValueError(f"the image is too small to process: shape {shape}.")
+
+    finite = np.isfinite(image)
+    image[~finite] = np.nan
+    coverage = finite & ~_mask_array(coverage_mask, shape, "coverage_mask")
+    if not coverage.any():
+        raise ValueError(
+            "the image has no valid pixel (all NaN, inf or outside the coverage mask); "
+            "nothing can be measured on it."
+        )
+
+    user_mask = _mask_array(nd_mask, shape, "the NDData mask") | _mask_array(mask, shape, "mask")
+
+    if uncertainty is None:
+        uncertainty = nd_uncertainty
+    error = None
+    if uncertainty is not None:
+        error = _error_from_uncertainty(uncertainty, shape, data_unit)
+        bad_error = coverage & ~np.isfinite(error)
+        if bad_error.any():
+            raise ValueError(
+                f"uncertainty is NaN or inf at {int(bad_error.sum())} covered pixels; fix it or "
+                "add those pixels to coverage_mask."
+            )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        the_wcs = _celestial_2d(wcs if wcs is not None else nd_wcs, squeezed)
+
+    return ImageInput(
+        data=image,
+        coverage=coverage,
+        mask=user_mask,
+        error=error,
+        unit=data_unit,
+        wcs=the_wcs,
+        header=header,
+        meta=meta,
+        input_type=input_type,
+    )
+
+
+def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDData:
+    """
+    Read a FITS image into a `~astropy.nddata.CCDData`.
+
+    Unlike `~astropy.nddata.CCDData.read`, an unknown or missing BUNIT is
+    not fatal (a warning is issued and the unit is left unset), degenerate
+    axes of 3-D/4-D images are squeezed, and the first HDU holding an image
+    is taken when ``hdu`` is not given. An ``ERROR``/``STDDEV`` extension of
+    the same shape becomes the uncertainty.
+
+    Parameters
+    ----------
+    path : str or path-like
+    hdu : int or str, optional
+        HDU index or name of the image.
+
+    Returns
+    -------
+    `~astropy.nddata.CCDData` or `~astropy.nddata.NDData`
+        CCDData when BUNIT is a known unit, NDData otherwise; ``meta`` is the
+        image header.
+    """
+    name = os.fspath(path)
+    try:
+        hdul = fits.open(path, memmap=False)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise OSError(f"cannot read {name!r} as FITS ({exc}); is the file complete?") from exc
+    with hdul, warnings.catch_warnings():
+        # astropy only warns about a short file and then fails to reshape: make it one error.
+        warnings.filterwarnings("error", message=".*truncated.*")
+        try:
+            if hdu is None:
+                image_hdus = [
+                    h for h in hdul if h.is_image and h.data is not None and h.data.ndim >= 2
+                ]
+            else:
+                image_hdus = [hdul[hdu]]
+            array = image_hdus[0].data if image_hdus else None
+        except (TypeError, ValueError, OSError, Warning) as exc:
+            raise OSError(
+                f"cannot read the image data of {name!r} ({exc}); the file may be truncated."
+            ) from exc
+        if not image_hdus:
+            raise ValueError(f"{name!r} holds no image HDU; give the HDU with hdu=.")
+        image_hdu = image_hdus[0]
+        if array is None:
+            raise ValueError(f"HDU {hdu!r} of {name!r} holds no data.")
+        header = image_hdu.header.copy()
+        image, _ = _squeeze_to_2d(np.asarray(array), "the FITS image")
+        image = image.astype(image.dtype.newbyteorder("="), copy=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header)
+        if wcs.naxis != 2:
+            wcs = wcs.celestial if wcs.has_celestial and wcs.celestial.naxis == 2 else None
+        elif not (wcs.has_celestial or wcs.wcs.ctype[0]):
+            wcs = None
+
+        unit = None
+        bunit = header.get("BUNIT")
+        if bunit:
+            try:
+                unit = u.Unit(str(bunit).strip(), parse_strict="raise")
+            except ValueError:
+                warnings.warn(
+                    f"BUNIT {bunit!r} of {name!r} is not a unit astropy knows; the map "
+                    "is read without a unit.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+        uncertainty = None
+        for ext in ("ERROR", "STDDEV", "UNCERTAINTY"):
+            if ext in hdul and hdul[ext].data is not None:
+                error = np.squeeze(np.asarray(hdul[ext].data))
+                if error.shape == image.shape:
+                    uncertainty = StdDevUncertainty(error.astype(error.dtype.newbyteorder("=")))
+                break
+
+    if unit is None:
+        # CCDData needs a unit; without a known one, say so rather than invent one.
+        return NDData(image, wcs=wcs, uncertainty=uncertainty, meta=header)
+    return CCDData(image, unit=unit, wcs=wcs, uncertainty=uncertainty, meta=header)
