@@ -24,6 +24,5 @@ nitpicky = False
 automodapi_inheritance_diagram = False
 
 html_theme = "pydata_sphinx_theme"
-html_static_path = ["_static"]
 html_title = "nemesis_bkg"
 exclude_patterns = ["_build"]
