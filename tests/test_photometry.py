@@ -1,0 +1,95 @@
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.stats import gaussian_fwhm_to_sigma
+from astropy.table import QTable
+from astropy.wcs import WCS
+
+from nemesis_bkg.photometry import (
+    gaussian_encircled_energy,
+    measure_sources,
+    pixel_sum_to_flux_density,
+)
+
+FWHM = 3.0
+# Tolerance of 1.5 %: the Gaussian aperture correction on a beam sampled by 3 pixels.
+REL = 0.015
+
+
+def gaussian_map(total, unit, *, wcs=None, noise=0.0, shape=(64, 64), centre=(30.3, 33.7)):
+    sigma = FWHM * gaussian_fwhm_to_sigma
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    image = total / (2 * np.pi * sigma**2) * np.exp(
+        -((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma**2)
+    )
+    image += np.random.default_rng(1).normal(0, noise, shape) if noise else 0
+    return CCDData(image, unit=unit, wcs=wcs,
+                   uncertainty=StdDevUncertainty(np.full(shape, max(noise, 1e-3))))
+
+
+def celestial_wcs(pixel_arcsec=6.0):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-pixel_arcsec / 3600, pixel_arcsec / 3600]
+    wcs.wcs.crval = [52.0, 31.0]
+    wcs.wcs.crpix = [32, 32]
+    return wcs
+
+
+def test_encircled_energy_known_values():
+    assert gaussian_encircled_energy(FWHM / 2, FWHM) == pytest.approx(0.5)
+    assert gaussian_encircled_energy(FWHM, FWHM) == pytest.approx(1 - 2 ** -4)
+    assert gaussian_encircled_energy(0.0, FWHM) == 0.0
+
+
+def test_jy_per_pixel_flux_recovered_with_aperture_correction():
+    ccd = gaussian_map(2.5, "Jy/pix")
+    catalog = QTable({"id": [7], "x": [30.3], "y": [33.7]})
+    table = measure_sources(ccd, catalog, FWHM)
+    assert table["flux"].unit == u.Jy
+    assert table["flux"][0].value == pytest.approx(2.5, rel=REL)
+    assert table["id"][0] == 7
+    raw = measure_sources(ccd, catalog, FWHM, aperture_correction=False)
+    assert raw["flux"][0].value == pytest.approx(2.5 * (1 - 2 ** -4), rel=REL)
+
+
+def test_jy_per_beam_divides_by_beam_area():
+    # A point source of S Jy on a Jy/beam map peaks at S: the pixel sum is S * beam area.
+    beam_area = 2 * np.pi * (FWHM * gaussian_fwhm_to_sigma) ** 2
+    ccd = gaussian_map(1.2 * beam_area, u.Jy / u.beam)
+    table = measure_sources(ccd, QTable({"x": [30.3], "y": [33.7]}), FWHM)
+    assert table["flux"][0].to_value(u.Jy) == pytest.approx(1.2, rel=REL)
+
+
+def test_surface_brightness_needs_wcs_and_uses_pixel_area():
+    wcs = celestial_wcs(6.0)
+    factor = pixel_sum_to_flux_density(CCDData(np.zeros((4, 4)), unit="MJy/sr", wcs=wcs), FWHM)
+    pixel_sr = ((6 * u.arcsec) ** 2).to_value(u.sr)
+    assert (1 * u.MJy / u.sr * factor).to_value(u.Jy) == pytest.approx(1e6 * pixel_sr, rel=1e-6)
+    assert pixel_sum_to_flux_density(CCDData(np.zeros((4, 4)), unit="MJy/sr"), FWHM) is None
+
+
+def test_errors_follow_the_uncertainty():
+    ccd = gaussian_map(2.0, "Jy/pix", noise=0.01)
+    table = measure_sources(ccd, QTable({"x": [30.3], "y": [33.7]}), FWHM)
+    npix = np.pi * FWHM**2
+    expected = 0.01 * np.sqrt(npix) / gaussian_encircled_energy(FWHM, FWHM)
+    assert table["flux_err"][0].value == pytest.approx(expected, rel=0.05)
+
+
+def test_sky_positions_and_bad_inputs():
+    wcs = celestial_wcs()
+    ccd = gaussian_map(2.0, "Jy/pix", wcs=wcs)
+    sky = wcs.pixel_to_world(30.3, 33.7)
+    table = measure_sources(ccd, QTable({"sky_centroid": sky.reshape(1)}), FWHM)
+    assert table["x"][0] == pytest.approx(30.3)
+    with pytest.raises(ValueError, match="x and y"):
+        measure_sources(NDData(np.zeros((8, 8))), QTable({"flux": [1.0]}), FWHM)
+    with pytest.raises(ValueError, match="positive"):
+        measure_sources(ccd, QTable({"x": [1.0], "y": [1.0]}), FWHM, aperture_radius=-1)
+
+
+def test_empty_catalog_gives_empty_table():
+    table = measure_sources(gaussian_map(1.0, "Jy/pix"), QTable({"x": [], "y": []}), FWHM)
+    assert len(table) == 0 and "flux" in table.colnames
