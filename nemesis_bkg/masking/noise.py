@@ -1,0 +1,268 @@
+"""
+Local background and noise maps for source detection.
+
+Both come from robust statistics in boxes of a few beams, median-filtered
+over 3x3 boxes and interpolated bilinearly back to every pixel, as
+photutils `~photutils.background.Background2D` does. The statistics are
+computed with one vectorised sort of all boxes at once (Background2D's
+per-box sigma clipping takes seconds on a 4-megapixel map):
+
+- background: the median of the pixels within 3 sigma of a first median,
+  so the positive wings of compact sources barely move it;
+- noise: the distance from the median down to the 15.87th percentile,
+  i.e. the lower half of the distribution only: compact sources are
+  positive and cannot inflate it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "box_statistics",
+    "interpolate_boxes",
+    "local_background",
+    "local_noise",
+    "second_difference_noise",
+]
+
+# Fraction of a Gaussian below mean - 1 sigma.
+_ONE_SIGMA_BELOW = 0.15865525393145707
+
+
+def _boxes(data: np.ndarray, box_size: int) -> np.ndarray:
+    """Reshape ``data`` (padded with NaN) into (n_rows, n_cols, box_size**2) boxes."""
+    ny, nx = data.shape
+    pad_y, pad_x = -ny % box_size, -nx % box_size
+    padded = np.pad(data, ((0, pad_y), (0, pad_x)), constant_values=np.nan)
+    n_rows, n_cols = padded.shape[0] // box_size, padded.shape[1] // box_size
+    return (
+        padded.reshape(n_rows, box_size, n_cols, box_size)
+        .transpose(0, 2, 1, 3)
+        .reshape(n_rows, n_cols, box_size * box_size)
+    )
+
+
+def _order_statistic(sorted_values: np.ndarray, first: np.ndarray, count: np.ndarray,
+                     fraction: float) -> np.ndarray:
+    """Linearly interpolated quantile of the ``count`` values starting at ``first``."""
+    position = first + np.clip(fraction * (count - 1), 0, None)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, first + np.maximum(count, 1) - 1)
+    weight = position - below
+    low = np.take_along_axis(sorted_values, below[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(sorted_values, above[..., None], axis=-1)[..., 0]
+    return low + weight * (high - low)
+
+
+def box_statistics(
+    data: np.ndarray,
+    box_size: int,
+    *,
+    sigma: float = 3.0,
+    min_valid_fraction: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Clipped median and lower-half noise of ``data`` in square boxes.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image; NaN marks pixels to ignore.
+    box_size : int
+        Side of the boxes in pixels.
+    sigma : float, optional
+        Clipping limit, in noise units, around the first median.
+    min_valid_fraction : float, optional
+        Boxes with fewer valid pixels get NaN statistics.
+
+    Returns
+    -------
+    median, noise : ndarray
+        One value per box, shape ``ceil(data.shape / box_size)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.noise import box_statistics
+    >>> rng = np.random.default_rng(0)
+    >>> median, noise = box_statistics(rng.normal(5.0, 2.0, (256, 256)), 64)
+    >>> bool(np.allclose(median, 5.0, atol=0.2)), bool(np.allclose(noise, 2.0, atol=0.2))
+    (True, True)
+    """
+    boxes = np.sort(_boxes(data, box_size), axis=-1)  # NaN sort last
+    n_valid = np.isfinite(boxes).sum(axis=-1)
+    first = np.zeros(n_valid.shape, dtype=np.intp)
+    median = _order_statistic(boxes, first, n_valid, 0.5)
+    noise = median - _order_statistic(boxes, first, n_valid, _ONE_SIGMA_BELOW)
+
+    # Clipping keeps a contiguous run of the sorted values: find its ends.
+    with np.errstate(invalid="ignore"):
+        n_low = (boxes < (median - sigma * noise)[..., None]).sum(axis=-1)
+        n_kept = (boxes <= (median + sigma * noise)[..., None]).sum(axis=-1) - n_low
+    clipped_median = _order_statistic(boxes, n_low, n_kept, 0.5)
+    clipped_noise = clipped_median - _order_statistic(boxes, n_low, n_kept, _ONE_SIGMA_BELOW)
+
+    too_few = n_valid < max(3, min_valid_fraction * box_size * box_size)
+    clipped_median[too_few] = np.nan
+    clipped_noise[too_few] = np.nan
+    return clipped_median, clipped_noise
+
+
+def _fill_and_filter(values: np.ndarray, filter_size: int) -> np.ndarray:
+    """Fill NaN boxes from their nearest valid box, then median-filter."""
+    bad = ~np.isfinite(values)
+    if bad.all():
+        raise ValueError(
+            "no box holds enough valid pixels to estimate the local background; the map is "
+            "mostly NaN or too small for the beam. Check the coverage or give a smaller beam."
+        )
+    if bad.any():
+        nearest = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+        values = values[tuple(nearest)]
+    if filter_size > 1:
+        values = ndimage.median_filter(values, size=filter_size, mode="nearest")
+    return values
+
+
+def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int]) -> np.ndarray:
+    """
+    Bilinear interpolation of per-box values (at box centres) to every pixel.
+
+    Parameters
+    ----------
+    values : ndarray
+        One value per box, no NaN.
+    box_size : int
+        Side of the boxes in pixels.
+    shape : tuple of int
+        Shape of the full-resolution map.
+
+    Returns
+    -------
+    ndarray
+        Array of ``shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.noise import interpolate_boxes
+    >>> interpolate_boxes(np.array([[0.0, 1.0]]), 2, (1, 4))
+    array([[0.  , 0.25, 0.75, 1.  ]])
+    """
+    result = values
+    for axis, size in enumerate(shape):
+        n_boxes = values.shape[axis]
+        position = np.clip((np.arange(size) + 0.5) / box_size - 0.5, 0, n_boxes - 1)
+        below = np.floor(position).astype(np.intp)
+        above = np.minimum(below + 1, n_boxes - 1)
+        weight = position - below
+        low, high = np.take(result, below, axis=axis), np.take(result, above, axis=axis)
+        weight = weight[:, None] if axis == 0 else weight[None, :]
+        result = low + weight * (high - low)
+    return result
+
+
+def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.ndarray:
+    """
+    Smooth local background: clipped box medians, median-filtered, interpolated.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image; NaN marks invalid pixels.
+    box_size : int
+        Side of the boxes in pixels (a few beams).
+    filter_size : int, optional
+        Size of the median filter over boxes; it rejects boxes dominated by
+        one bright source.
+
+    Returns
+    -------
+    ndarray
+        Background map, defined (finite) everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.noise import local_background
+    >>> ramp = np.add.outer(np.arange(64.0), np.zeros(64))
+    >>> bool(np.abs(local_background(ramp, 8) - ramp)[8:-8].max() < 1e-9)
+    True
+    """
+    median, _ = box_statistics(data, box_size)
+    return interpolate_boxes(_fill_and_filter(median, filter_size), box_size, data.shape)
+
+
+def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.ndarray:
+    """
+    Smooth local 1-sigma noise from the lower half of the pixel distribution.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image with a near-zero local mean (e.g. a background-subtracted,
+        filtered map); NaN marks invalid pixels.
+    box_size : int
+        Side of the boxes in pixels.
+    filter_size : int, optional
+        Size of the median filter over boxes.
+
+    Returns
+    -------
+    ndarray
+        Noise map, positive everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.noise import local_noise
+    >>> rng = np.random.default_rng(1)
+    >>> bool(np.allclose(local_noise(rng.normal(0, 3.0, (256, 256)), 32), 3.0, atol=0.3))
+    True
+    """
+    _, noise = box_statistics(data, box_size)
+    noise = interpolate_boxes(_fill_and_filter(noise, filter_size), box_size, data.shape)
+    floor = np.nanmax(noise) * 1e-6 if np.nanmax(noise) > 0 else 1.0
+    # A constant map has zero noise; a tiny floor keeps significances finite.
+    return np.maximum(noise, floor)
+
+
+def second_difference_noise(data: np.ndarray, box_size: int) -> np.ndarray:
+    """
+    Local 1-sigma pixel noise from the map's second differences.
+
+    The separable second difference ``[1, -2, 1] x [1, -2, 1]`` kills
+    levels, gradients and most beam-smoothed structure (it responds mainly
+    near the Nyquist frequency, where the beam has removed the sky), so its
+    robust local scatter divided by its white-noise gain (6) is the pixel
+    noise even on bright, structured backgrounds.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image; NaN marks invalid pixels.
+    box_size : int
+        Side of the boxes of the local estimate, pixels.
+
+    Returns
+    -------
+    ndarray
+        Noise map, positive everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.noise import second_difference_noise
+    >>> rng = np.random.default_rng(2)
+    >>> ramp = np.add.outer(np.arange(256.0), np.arange(256.0))
+    >>> noise = second_difference_noise(ramp + rng.normal(0, 2.0, ramp.shape), 64)
+    >>> bool(np.allclose(noise, 2.0, rtol=0.1))
+    True
+    """
+    rows = data[:-2] - 2 * data[1:-1] + data[2:]
+    both = rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]
+    second = np.full(data.shape, np.nan)
+    second[1:-1, 1:-1] = both / 6.0
+    return local_noise(second, box_size)
