@@ -1,0 +1,200 @@
+"""Tests of the engine: normalisation, classical fills, tiling and whole-map inpainting."""
+
+import numpy as np
+import pytest
+import torch
+
+from nemesis_bkg.engine import (
+    TileScaling,
+    biharmonic_fill,
+    classical_fill,
+    fit_power_variogram,
+    hole_tiles,
+    inpaint_map,
+    kriging_fill,
+    tile_scaling,
+)
+from nemesis_bkg.model import PConvUNet
+
+torch.set_num_threads(1)
+
+
+def power_law_map(shape, seed, *, slope=3.0, smoothing=2.0, contrast=50.0):
+    """A smoothed Gaussian random field of power-law spectrum plus unit white noise."""
+    rng = np.random.default_rng(seed)
+    frequency = np.hypot(*np.meshgrid(np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]),
+                                      indexing="ij"))
+    frequency[0, 0] = 1.0
+    amplitude = frequency ** (-slope / 2) * np.exp(-2 * (np.pi * smoothing * frequency) ** 2)
+    field = np.fft.ifft2(np.fft.fft2(rng.normal(size=shape)) * amplitude).real
+    background = contrast * field / field.std()
+    return background, background + rng.normal(size=shape)
+
+
+def disk_holes(shape, centres, radius):
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    holes = np.zeros(shape, bool)
+    for row, col in centres:
+        holes |= (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
+    return holes
+
+
+@pytest.fixture
+def tiny_model():
+    """A small untrained network whose output head is not zero (so it matters)."""
+    torch.manual_seed(0)
+    model = PConvUNet(channels=(4, 8, 8))
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    return model.eval()
+
+
+def test_tile_scaling_is_equivariant():
+    rng = np.random.default_rng(0)
+    tile = rng.normal(size=(32, 32)) * 5 + 3
+    trusted = rng.uniform(size=tile.shape) > 0.2
+    scaling = tile_scaling(tile, trusted)
+    moved = tile_scaling(2.5 * tile - 40.0, trusted)
+    assert np.isclose(moved.offset, 2.5 * scaling.offset - 40.0)
+    assert np.isclose(moved.scale, 2.5 * scaling.scale)
+    assert np.allclose(moved.normalise(2.5 * tile - 40.0), scaling.normalise(tile))
+
+
+def test_tile_scaling_ignores_holes_and_flat_tiles():
+    tile = np.zeros((16, 16))
+    tile[4:8, 4:8] = 1e6  # a source peak in a hole does not set the scale
+    holes = tile > 0
+    tile += np.random.default_rng(1).normal(size=tile.shape)
+    assert tile_scaling(tile, ~holes).scale < 3
+    assert tile_scaling(np.ones((16, 16)), np.ones((16, 16), bool)) is None
+    assert tile_scaling(np.ones((2, 2)), np.ones((2, 2), bool)) is None
+    with pytest.raises(ValueError):
+        TileScaling(0.0, 0.0)
+
+
+def test_fills_reproduce_a_plane_and_touch_only_holes():
+    rows, cols = np.mgrid[:48, :48]
+    plane = 0.3 * rows - 0.7 * cols + 5
+    holes = disk_holes(plane.shape, [(20, 20), (40, 8)], 4)
+    data = np.where(holes, np.nan, plane)
+    kriged, variance = kriging_fill(data, holes, fwhm_pixels=3.0)
+    assert np.allclose(kriged, plane, atol=1e-3)
+    assert np.all(variance[~holes] == 0) and np.all(variance[holes] >= 0)
+    assert np.allclose(biharmonic_fill(data, holes), plane, atol=1e-6)
+    assert np.array_equal(kriged[~holes], plane[~holes])
+
+
+def test_fills_beat_the_mean_on_a_structured_map():
+    background, data = power_law_map((128, 128), 3)
+    holes = disk_holes(data.shape, [(30, 30), (60, 90), (100, 50)], 5)
+    masked = np.where(holes, np.nan, data)
+    reference = np.sqrt(np.mean((background[holes] - np.nanmean(masked)) ** 2))
+    for method in ("kriging", "biharmonic"):
+        filled, error = classical_fill(masked, holes, fwhm_pixels=4.0, method=method)
+        rms = np.sqrt(np.mean((filled - background)[holes] ** 2))
+        assert rms < 0.2 * reference
+        assert np.all(error[holes] > 0)
+    with pytest.raises(ValueError, match="method"):
+        classical_fill(masked, holes, fwhm_pixels=4.0, method="nearest")
+
+
+def test_biharmonic_matches_scikit_image():
+    restoration = pytest.importorskip("skimage.restoration")
+    _, data = power_law_map((64, 64), 4)
+    holes = disk_holes(data.shape, [(32, 32)], 5)
+    ours = biharmonic_fill(np.where(holes, np.nan, data), holes)
+    theirs = restoration.inpaint_biharmonic(np.where(holes, 0.0, data), holes)
+    assert np.allclose(ours[holes], theirs[holes], atol=1e-3 * np.ptp(data))
+
+
+def test_fills_handle_no_coverage_next_to_holes():
+    background, data = power_law_map((64, 64), 5)
+    holes = disk_holes(data.shape, [(32, 20)], 5)
+    data[:, :18] = np.nan  # the hole touches a no-coverage edge
+    masked = np.where(holes, np.nan, data)
+    filled, _ = kriging_fill(masked, holes, fwhm_pixels=3.0)
+    biharmonic = biharmonic_fill(masked, holes)
+    fillable = holes & np.isfinite(background) & (np.arange(64) >= 18)[None, :]
+    scale = np.nanstd(background)
+    assert np.all(np.abs(filled - background)[fillable] < scale)
+    assert np.all(np.abs(biharmonic - background)[fillable] < scale)
+
+
+def test_variogram_of_white_noise_is_a_nugget():
+    noise = np.random.default_rng(6).normal(scale=3.0, size=(64, 64))
+    nugget, amplitude, _ = fit_power_variogram(noise)
+    assert nugget == pytest.approx(9.0, rel=0.1)
+    assert amplitude < 0.5
+
+
+def test_hole_tiles_are_centred_and_grow_with_the_hole():
+    holes = np.zeros((200, 200), bool)
+    holes[10:14, 10:14] = True  # near the edge: the tile extends beyond the map
+    holes[100:170, 60:80] = True  # a large hole gets a larger tile
+    tiles = hole_tiles(holes, tile_size=32, multiple=16, margin=8)
+    assert len(tiles) == 2
+    for component, (row0, col0, rows, cols) in tiles:
+        assert rows % 16 == 0 and cols % 16 == 0 and min(rows, cols) >= 32
+        hole_rows, hole_cols = np.nonzero(component)
+        assert hole_rows.min() >= 8 and hole_rows.max() < rows - 8
+        assert hole_cols.min() >= 8 and hole_cols.max() < cols - 8
+        assert np.array_equal(holes[hole_rows + row0, hole_cols + col0],
+                              np.ones(hole_rows.size, bool))
+    assert tiles[1][1][2] >= 70 + 16
+
+
+@pytest.mark.parametrize("shape", [(50, 70), (129, 33)])
+def test_inpaint_map_keeps_pixels_outside_holes_and_nan(shape, tiny_model):
+    _, data = power_law_map(shape, 7)
+    data = data.astype(np.float32)
+    coverage = np.ones(shape, bool)
+    coverage[:, :5] = False
+    data[~coverage] = np.nan
+    holes = disk_holes(shape, [(0, 10), (shape[0] // 2, shape[1] // 2), (shape[0] - 1, 3)], 4)
+    original = data.copy()
+    background, error = inpaint_map(data, holes, coverage, 3.0, model=tiny_model, device="cpu")
+    assert np.array_equal(data, original, equal_nan=True)  # input not modified
+    assert background.dtype == data.dtype
+    outside = ~holes
+    assert np.array_equal(background[outside].view(np.uint32), data[outside].view(np.uint32))
+    assert np.all(np.isnan(background[~coverage]))
+    assert np.all(error[outside] == 0)
+    inside = holes & coverage
+    assert np.all(np.isfinite(background[inside])) and np.all(error[inside] > 0)
+
+
+def test_inpaint_map_is_equivariant(tiny_model):
+    _, data = power_law_map((96, 96), 8)
+    holes = disk_holes(data.shape, [(30, 40), (70, 70)], 5)
+    background, error = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    moved, moved_error = inpaint_map(4.0 * data - 1e3, holes, None, 3.0, model=tiny_model,
+                                     device="cpu")
+    assert np.allclose(moved[holes], 4.0 * background[holes] - 1e3, rtol=1e-6,
+                       atol=1e-5 * np.ptp(data))
+    assert np.allclose(moved_error, 4.0 * error, rtol=1e-5)
+    # The network did change the classical fill.
+    filled, _ = classical_fill(np.where(holes, np.nan, data), holes, fwhm_pixels=3.0)
+    assert not np.allclose(background[holes], filled[holes])
+
+
+def test_inpaint_map_without_holes_and_bad_input(tiny_model):
+    data = np.random.default_rng(9).normal(size=(40, 40))
+    no_holes = np.zeros(data.shape, bool)
+    background, error = inpaint_map(data, no_holes, None, 2.0, model=tiny_model, device="cpu")
+    assert np.array_equal(background, data) and not error.any()
+    with pytest.raises(ValueError, match="hole_mask shape"):
+        inpaint_map(data, no_holes[:10], None, 2.0, model=tiny_model)
+    with pytest.raises(ValueError, match="2-D"):
+        inpaint_map(data[0], no_holes[0], None, 2.0, model=tiny_model)
+    with pytest.raises(ValueError, match="fwhm_pixels"):
+        inpaint_map(data, no_holes, None, -1.0, model=tiny_model)
+
+
+def test_inpaint_map_warns_outside_the_trained_sampling(tiny_model):
+    _, data = power_law_map((64, 64), 10)
+    holes = disk_holes(data.shape, [(32, 32)], 6)
+    tiny_model.metadata = {"fwhm_pixels_range": "1.5,5.0"}
+    with pytest.warns(UserWarning, match="outside the range"):
+        inpaint_map(data, holes, None, 9.0, model=tiny_model, device="cpu")
+    background, _ = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu",
+                                tile_size=32)
+    assert np.all(np.isfinite(background))
