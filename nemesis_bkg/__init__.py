@@ -11,4 +11,7 @@ try:
 except ImportError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from .background import PConvBackground
+from .remover import CompactSourceRemover
+
+__all__ = ["CompactSourceRemover", "PConvBackground", "__version__"]

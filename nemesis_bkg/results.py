@@ -1,0 +1,207 @@
+"""
+The result of a compact-source removal: NDData products, masks, the
+catalogue, DS9 regions and a multi-extension FITS writer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.table import QTable, Table
+
+from .instruments import Instrument
+from .io import ImageInput
+
+__all__ = ["RemovalResult", "write_fits_atomically"]
+
+
+def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
+                          overwrite: bool = False) -> None:
+    """
+    Write ``hdulist`` to ``path`` through a temporary file in the same folder.
+
+    The file appears complete or not at all: a crash or Ctrl-C while writing
+    leaves no half-written FITS file, and an existing file is replaced only
+    when ``overwrite`` is True.
+
+    Parameters
+    ----------
+    hdulist : `~astropy.io.fits.HDUList`
+    path : str or path-like
+    overwrite : bool, optional
+        Replace an existing file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".nemesis-", suffix=".fits.part", dir=folder)
+    os.close(handle)
+    try:
+        hdulist.writeto(temporary, overwrite=True, output_verify="fix")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _catalog_to_fits_table(catalog: QTable) -> Table:
+    """Flatten a QTable for FITS: SkyCoord columns become RA/Dec in degrees."""
+    flat = Table()
+    for name in catalog.colnames:
+        column = catalog[name]
+        if isinstance(column, SkyCoord):
+            icrs = column.icrs
+            flat[f"{name}_ra"] = icrs.ra.deg * u.deg
+            flat[f"{name}_dec"] = icrs.dec.deg * u.deg
+        elif isinstance(column, u.Quantity):
+            flat[name] = column
+        elif column.dtype.kind == "O":
+            flat[name] = np.asarray([str(value) for value in column])
+        else:
+            flat[name] = column
+    return flat
+
+
+@dataclass
+class RemovalResult:
+    """
+    Products of `~nemesis_bkg.CompactSourceRemover.remove`.
+
+    Attributes
+    ----------
+    background : `~astropy.nddata.NDData`
+        Source-free map, of the input's NDData class (CCDData in, CCDData
+        out), with the input's WCS, unit and meta. ``uncertainty`` is the
+        input noise outside the holes and the inpainting error inside them;
+        ``mask`` is the input mask united with the pixels without coverage.
+    sources : `~astropy.nddata.NDData`
+        Compact sources only (input minus background), same WCS and unit;
+        ``mask`` is the background's united with the input mask (the data
+        are not trusted there);
+        ``uncertainty`` combines the input noise and the inpainting error in
+        quadrature, ready for photutils photometry.
+    source_mask : ndarray of bool
+        The inpainted pixels (the holes).
+    catalog : `~astropy.table.QTable`
+        The masked sources: id, x, y, sky_centroid, peak_snr, hole_radius, ...
+    background_error : ndarray
+        1-sigma error of the inpainted background (0 outside the holes).
+    fwhm_pixels : float
+        Beam FWHM in pixels used for the holes.
+    instrument : `~nemesis_bkg.instruments.Instrument`
+    parameters : dict
+        The parameters of the run, recorded in the FITS header by `write`.
+    """
+
+    background: NDData
+    sources: NDData
+    source_mask: np.ndarray
+    catalog: QTable
+    background_error: np.ndarray
+    fwhm_pixels: float
+    instrument: Instrument
+    parameters: dict[str, Any] = field(default_factory=dict)
+    _source_mask_result: Any = field(default=None, repr=False)
+
+    def regions(self):
+        """
+        The holes as `regions.Regions`: sky circles when the map has a
+        celestial WCS, pixel circles otherwise. Write them for DS9 with
+        ``result.regions().write("holes.reg", format="ds9")``.
+        """
+        return self._source_mask_result.regions()
+
+    def to_hdulist(self) -> fits.HDUList:
+        """
+        The result as one multi-extension FITS `~astropy.io.fits.HDUList`.
+
+        Extensions: BACKGROUND, BACKGROUND_ERR, SOURCES, SOURCES_ERR,
+        SOURCE_MASK (1 = inpainted), COVERAGE (1 = covered) and CATALOG (a
+        binary table). The primary header records the package version, the
+        model checksum and the parameters of the run.
+        """
+        from . import __version__
+
+        wcs_header = (
+            self.background.wcs.to_header() if self.background.wcs is not None else fits.Header()
+        )
+        unit = self.background.unit
+        bunit = unit.to_string("fits") if unit not in (None, u.dimensionless_unscaled) else None
+
+        primary = fits.PrimaryHDU()
+        primary.header["CREATOR"] = (f"nemesis_bkg {__version__}", "software that made this file")
+        primary.header["NEMVERS"] = (__version__, "nemesis_bkg version")
+        primary.header["INSTRUME"] = (self.instrument.name, "instrument preset used for the beam")
+        primary.header["BEAMPIX"] = (self.fwhm_pixels, "[pix] beam FWHM used for the holes")
+        for key, (value, comment) in self.parameters.items():
+            primary.header[key] = (value, comment)
+
+        def image(array, name, with_unit=True):
+            header = wcs_header.copy()
+            if with_unit and bunit:
+                header["BUNIT"] = bunit
+            return fits.ImageHDU(array, header=header, name=name)
+
+        coverage = ~np.asarray(self.background.mask, dtype=bool)
+        hdus = [
+            primary,
+            image(self.background.data, "BACKGROUND"),
+            image(self.background.uncertainty.array, "BACKGROUND_ERR"),
+            image(self.sources.data, "SOURCES"),
+            image(self.sources.uncertainty.array, "SOURCES_ERR"),
+            image(self.source_mask.astype(np.uint8), "SOURCE_MASK", with_unit=False),
+            image(coverage.astype(np.uint8), "COVERAGE", with_unit=False),
+            fits.BinTableHDU(_catalog_to_fits_table(self.catalog), name="CATALOG"),
+        ]
+        return fits.HDUList(hdus)
+
+    def write(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """
+        Write the result to one multi-extension FITS file (see `to_hdulist`).
+
+        The file is written to a temporary name and renamed into place, so
+        it is never left half-written; an existing file is replaced only
+        with ``overwrite=True``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool, optional
+        """
+        write_fits_atomically(self.to_hdulist(), path, overwrite=overwrite)
+
+
+def make_nddata(image: ImageInput, array: np.ndarray, error: np.ndarray,
+                mask: np.ndarray) -> NDData:
+    """
+    An NDData of the input's class carrying ``array`` with the input's WCS,
+    unit and meta, a `~astropy.nddata.StdDevUncertainty` and ``mask``.
+    """
+    nddata_class = image.input_type if issubclass(image.input_type, NDData) else NDData
+    unit = image.unit
+    if issubclass(nddata_class, CCDData) and unit is None:
+        unit = u.dimensionless_unscaled
+    meta = image.header.copy() if len(image.header) else dict(image.meta)
+    return nddata_class(
+        array,
+        uncertainty=StdDevUncertainty(error),
+        mask=mask,
+        wcs=image.wcs,
+        unit=unit,
+        meta=meta,
+    )
