@@ -124,9 +124,9 @@ def measure_sources(
     >>> from nemesis_bkg.simulate import simulate_map
     >>> sim = simulate_map((128, 128), instrument="spire250", n_sources=4, seed=7)
     >>> result = CompactSourceRemover().remove(sim.data)
-    >>> table = measure_sources(result.sources, result.catalog, result.fwhm_pixels)
-    >>> table["flux"].unit
-    Unit("Jy")
+    >>> table = measure_sources(result.sources, sim.catalog, result.fwhm_pixels)
+    >>> table["flux"].unit, len(table)
+    (Unit("Jy"), 4)
     """
     if fwhm_pixels <= 0:
         raise ValueError(f"fwhm_pixels must be positive, got {fwhm_pixels}.")
@@ -155,21 +155,19 @@ def measure_sources(
     table["x"] = positions[:, 0]
     table["y"] = positions[:, 1]
     table["aperture_radius"] = np.full(len(catalog), radius)
-    if len(catalog) == 0:
-        for name in ("aperture_sum", "aperture_sum_err", "aperture_correction", "flux", "flux_err"):
-            table[name] = np.zeros(0)
-        return table
-
-    stats = ApertureStats(data, CircularAperture(positions, r=radius), error=error, mask=mask,
-                          sum_method="exact")
-    aperture_sum = np.atleast_1d(stats.sum)
-    if error is None:
-        aperture_sum_err = np.full(len(table), np.nan)
-    else:
-        aperture_sum_err = np.atleast_1d(stats.sum_err)
     correction = 1.0
     if aperture_correction:
         correction = float(gaussian_encircled_energy(radius, fwhm_pixels))
+    if len(catalog) == 0:
+        aperture_sum = aperture_sum_err = np.zeros(0)
+    else:
+        stats = ApertureStats(data, CircularAperture(positions, r=radius), error=error,
+                              mask=mask, sum_method="exact")
+        aperture_sum = np.atleast_1d(stats.sum)
+        if error is None:
+            aperture_sum_err = np.full(len(table), np.nan)
+        else:
+            aperture_sum_err = np.atleast_1d(stats.sum_err)
     table["aperture_sum"] = aperture_sum
     table["aperture_sum_err"] = aperture_sum_err
     table["aperture_correction"] = np.full(len(table), correction)
