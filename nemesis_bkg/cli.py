@@ -16,6 +16,8 @@ __all__ = ["main"]
 
 #: subcommand -> (module holding add_arguments/run, one-line help)
 SUBCOMMANDS = {
+    "remove": ("nemesis_bkg.commands.remove", "remove the compact sources of FITS maps"),
+    "demo": ("nemesis_bkg.commands.demo", "the whole job on a bundled simulated Herschel map"),
     "simulate": ("nemesis_bkg.simulate.command", "write a simulated Herschel-like map to FITS"),
     "bench": ("nemesis_bkg.bench.command", "score ours and the peers on a fixed suite"),
     "train": ("nemesis_bkg.training.command", "train or fine-tune the inpainting network"),

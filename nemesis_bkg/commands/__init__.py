@@ -1,0 +1,1 @@
+"""Subcommands of ``nemesis-bkg`` that drive the public classes (remove, demo)."""

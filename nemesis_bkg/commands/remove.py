@@ -1,0 +1,138 @@
+"""``nemesis-bkg remove``: remove the compact sources of FITS maps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import astropy.units as u
+from astropy.table import Table
+
+from ..io import read_fits
+from ..remover import CompactSourceRemover
+
+__all__ = ["add_arguments", "parse_beam", "run"]
+
+
+def parse_beam(text: str) -> u.Quantity | float:
+    """
+    Parse ``--beam-fwhm``: a plain number is pixels, anything else a Quantity.
+
+    Examples
+    --------
+    >>> parse_beam("3.5")
+    3.5
+    >>> parse_beam("18.1 arcsec")
+    <Quantity 18.1 arcsec>
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return u.Quantity(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r} as a beam: give pixels (3.5) or an angle ('18.1 arcsec')"
+        ) from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``nemesis-bkg remove``."""
+    parser.add_argument("inputs", nargs="+", metavar="IN.fits", help="input FITS map(s)")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", metavar="OUT.fits", help="output file (one input)")
+    out.add_argument("--out-dir", metavar="DIR",
+                     help="output folder (several inputs); files are named IN_nemesis.fits, "
+                     "files already done are skipped, a failing file does not stop the others")
+    parser.add_argument("--instrument", help="band preset, e.g. pacs160 or spire250 "
+                        "(default: read from the FITS header)")
+    parser.add_argument("--beam-fwhm", type=parse_beam,
+                        help="beam FWHM: pixels (3.5) or an angle ('18.1 arcsec')")
+    parser.add_argument("--snr-threshold", type=float, default=5.0,
+                        help="mask sources above this peak SNR (default: 5)")
+    parser.add_argument("--catalog", metavar="TABLE",
+                        help="extra sources to mask: a table (ECSV, CSV, FITS) with x/y or ra/dec")
+    parser.add_argument("--regions", metavar="FILE", help="extra regions to mask (DS9/CRTF)")
+    parser.add_argument("--protect", metavar="FILE", help="regions never masked (DS9/CRTF)")
+    parser.add_argument("--no-detect", action="store_true",
+                        help="inpaint only --catalog/--regions, find no sources")
+    parser.add_argument("--regions-out", metavar="FILE",
+                        help="also write the holes as a DS9 region file (one input)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="with --out-dir: run on a local Dask cluster of N workers")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="with --out-dir: run on the Dask scheduler at ADDRESS")
+
+
+def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
+    output_path = Path(args.output)
+    if output_path.exists() and not args.overwrite:
+        raise FileExistsError(f"{output_path} exists; add --overwrite to replace it")
+    catalog = Table.read(args.catalog) if args.catalog else None
+    start = time.perf_counter()
+    result = remover.remove(
+        read_fits(args.inputs[0]), catalog=catalog, regions=args.regions, protect=args.protect,
+        detect=not args.no_detect,
+    )
+    result.write(output_path, overwrite=args.overwrite)
+    if args.regions_out:
+        result.regions().write(args.regions_out, format="ds9", overwrite=args.overwrite)
+    print(
+        f"{args.inputs[0]}: {len(result.catalog)} sources removed "
+        f"({int(result.source_mask.sum())} pixels inpainted, beam "
+        f"{result.fwhm_pixels:.2f} px, {result.instrument.name}) in "
+        f"{time.perf_counter() - start:.1f} s -> {output_path}"
+    )
+    return 0
+
+
+def _run_many(args: argparse.Namespace) -> int:
+    from ..parallel import remove_files
+
+    remover_kwargs = {"instrument": args.instrument, "beam_fwhm": args.beam_fwhm,
+                      "snr_threshold": args.snr_threshold, "device": args.device}
+    client = None
+    if args.workers or args.scheduler:
+        from distributed import Client, LocalCluster
+
+        if args.scheduler:
+            client = Client(args.scheduler)
+        else:
+            client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None))
+    try:
+        outcomes = remove_files(args.inputs, args.out_dir, client=client,
+                                overwrite=args.overwrite, **remover_kwargs)
+    finally:
+        if client is not None:
+            client.close()
+    for row in outcomes:
+        print(f"{row['input']}: {row['status']}: {row['message']}")
+    failed = int((outcomes["status"] == "failed").sum())
+    if failed:
+        print(f"nemesis-bkg remove: {failed} of {len(outcomes)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nemesis-bkg remove``."""
+    if args.output is not None:
+        if len(args.inputs) > 1:
+            raise ValueError("several inputs need --out-dir DIR instead of -o")
+        if args.workers or args.scheduler:
+            raise ValueError("--workers and --scheduler go with --out-dir")
+        remover = CompactSourceRemover(
+            instrument=args.instrument, beam_fwhm=args.beam_fwhm,
+            snr_threshold=args.snr_threshold, device=args.device,
+        )
+        return _run_one(args, remover)
+    if args.catalog or args.regions or args.protect or args.regions_out or args.no_detect:
+        raise ValueError("--catalog, --regions, --protect, --regions-out and --no-detect "
+                         "belong to one map: use -o OUT.fits with a single input")
+    return _run_many(args)
