@@ -1,0 +1,126 @@
+"""
+``nemesis-bkg bench``: score ours and the peers on the fixed suite.
+
+``nemesis-bkg bench [inpaint|masks] [--quick] [--out DIR] [--seed N]``:
+``inpaint`` (the default) runs `~nemesis_bkg.bench.run_benchmark`;
+``masks`` runs the masking benchmark of `nemesis_bkg.bench.masks`. Both
+print the Markdown report and write it, with a JSON file of every figure
+(and, for ``inpaint``, PNG plots), into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+#: Default output folder, relative to the working directory.
+DEFAULT_OUT = Path("out") / "bench"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    Add the options of ``nemesis-bkg bench`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from nemesis_bkg.bench.command import add_arguments
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["masks", "--quick"])
+    >>> args.suite, args.quick, args.seed
+    ('masks', True, 0)
+    """
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        choices=("inpaint", "masks"),
+        default="inpaint",
+        help="what to benchmark: background inpainting against the peers (default) or the "
+        "source masking",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one small simulated map per band (about a minute) instead of the full suite",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder for the JSON, Markdown and PNG files (default: {DEFAULT_OUT})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the suite (default: 0)")
+    parser.add_argument(
+        "--holes",
+        choices=("both", "detected", "true"),
+        default="both",
+        help="inpaint suite: holes from detection, at the true positions, or both (default)",
+    )
+    parser.add_argument(
+        "--no-real-maps",
+        dest="real_maps",
+        action="store_false",
+        help="leave out the real maps of ../shared/data/real_maps even when present",
+    )
+
+
+def _run_masks(args: argparse.Namespace) -> int:
+    from .masks import format_mask_report, run_mask_benchmark
+    from .report import to_json
+
+    results = run_mask_benchmark(quick=args.quick, seed=args.seed, real_maps=args.real_maps)
+    report = format_mask_report(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "masks.json").write_text(to_json(results))
+    (args.out / "masks.md").write_text(report)
+    print(report)
+    print(f"wrote {args.out / 'masks.json'} and {args.out / 'masks.md'}")
+    return 0
+
+
+def _run_inpaint(args: argparse.Namespace) -> int:
+    from .report import format_report
+    from .run import run_benchmark
+
+    results = run_benchmark(
+        quick=args.quick,
+        out=args.out,
+        seed=args.seed,
+        holes=args.holes,
+        real_maps=args.real_maps,
+    )
+    print(format_report(results))
+    written = [path for paths in results["files"].values() for path in paths]
+    print(f"wrote {len(written)} files into {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """
+    Run ``nemesis-bkg bench`` with parsed arguments.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        From a parser prepared by `add_arguments`.
+
+    Returns
+    -------
+    int
+        0 on success.
+    """
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
+    )
+    if args.suite == "masks":
+        return _run_masks(args)
+    return _run_inpaint(args)

@@ -1,0 +1,452 @@
+"""
+Benchmark of the compact-source masks (`nemesis_bkg.masking`).
+
+On the maps of the shared suite (`nemesis_bkg.bench.suite`: simulated
+Herschel-like maps in all six bands and three regimes, and the real maps of
+``../shared/data/real_maps`` as backgrounds with injected sources), plus one
+noise-limited map per band (a faint background whose standard deviation
+equals the noise, where the detector rather than the sky sets the limit),
+the masks of `~nemesis_bkg.masking.build_source_mask` are scored against
+the truth:
+
+completeness
+    Fraction of injected sources whose position falls in a hole, for peak
+    SNR (peak over the pixel noise) >= 5 and >= 10; also for *local* SNR >=
+    5 and >= 10, the peak over the local fluctuation at the beam scale
+    (pixel noise and the background's own structure on scales below two
+    beams added in quadrature), which is what limits any detector on
+    bright, structured backgrounds (the annulus SNR of the method paper).
+leftover flux
+    For masked sources, the injected flux on covered pixels outside the
+    holes, against the 1-sigma white noise of a beam-sized aperture
+    (``noise * sqrt(1.133 FWHM**2)``); the figure is the fraction of masked
+    sources below it, for all masked sources and for those with a hole of
+    their own (a catalogue entry within half a beam; the others are faint
+    sources that merely fall inside a brighter neighbour's hole).
+false holes
+    Holes (8-connected) holding no injected source, and, more leniently,
+    holding neither an injected source nor a compact peak of the original
+    (source-free) map: a local maximum curving down in every direction at
+    the beam scale and standing at least 3 noise sigma above the median of
+    a one-beam ring around the hole. The original map of a simulation is
+    its noiseless background; of a real map, the real map itself with its
+    own sources.
+filament pixels masked
+    Fraction of the simulated filament pixels (``filament_mask`` truth)
+    inside holes.
+time
+    Wall time of `~nemesis_bkg.masking.build_source_mask` (input layer
+    included) on a 2048x2048 SPIRE 250 filamentary map with 500 sources,
+    best and median of three runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from nemesis_bkg.masking.detection import FWHM_TO_SIGMA, hessian, minor_curvature
+from nemesis_bkg.masking.noise import local_noise
+
+__all__ = ["TARGETS", "format_mask_report", "run_mask_benchmark"]
+
+#: Targets of issue 3.
+TARGETS = {
+    "completeness_snr5": 0.95,
+    "completeness_snr10": 0.99,
+    "leftover_ok_fraction": 0.99,
+    "false_hole_fraction": 0.03,
+    "filament_masked_fraction": 0.02,
+    "seconds_2048": 3.0,
+}
+
+#: The noise-limited family: background std over noise, sources per map, side.
+NOISE_LIMITED_CONTRAST = 1.0
+NOISE_LIMITED_SOURCES = 250
+NOISE_LIMITED_SIDE = 1024
+
+#: The timing map.
+TIMING_SHAPE = (2048, 2048)
+TIMING_SOURCES = 500
+TIMING_REPEATS = 3
+
+
+def _local_snr(bench_map, peak: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Peak over the beam-scale fluctuation of background plus noise at each source."""
+    background = bench_map.true_background
+    finite = np.isfinite(background)
+    filled = np.where(finite, background, np.nanmedian(background))
+    fwhm = bench_map.fwhm_pixels
+    small_scales = np.where(finite, filled - ndimage.gaussian_filter(filled, 2 * fwhm), np.nan)
+    structure = local_noise(small_scales, max(int(10 * fwhm), 16))
+    rows = np.clip(np.round(y).astype(int), 0, background.shape[0] - 1)
+    cols = np.clip(np.round(x).astype(int), 0, background.shape[1] - 1)
+    return peak / np.hypot(bench_map.noise_std, structure[rows, cols])
+
+
+def _leftover_flux(hole_mask, coverage, x, y, peak, fwhm) -> np.ndarray:
+    """Flux of each (Gaussian) source on covered pixels outside the holes."""
+    sigma = FWHM_TO_SIGMA * fwhm
+    half = int(np.ceil(6 * sigma)) + 1
+    leftover = np.empty(x.size)
+    for index, (centre_x, centre_y, amplitude) in enumerate(zip(x, y, peak, strict=True)):
+        y0 = max(int(centre_y) - half, 0)
+        x0 = max(int(centre_x) - half, 0)
+        rows = np.arange(y0, min(int(centre_y) + half + 1, hole_mask.shape[0]))
+        cols = np.arange(x0, min(int(centre_x) + half + 1, hole_mask.shape[1]))
+        profile = amplitude * np.outer(np.exp(-0.5 * ((rows - centre_y) / sigma) ** 2),
+                                       np.exp(-0.5 * ((cols - centre_x) / sigma) ** 2))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        outside = ~hole_mask[box] & coverage[box]
+        leftover[index] = profile[outside].sum()
+    return leftover
+
+
+def _compact_peaks(original, coverage, fwhm, noise_std):
+    """Compact peaks of the original map: curvature maxima of a beam-like bump >= 3 sigma."""
+    finite = coverage & np.isfinite(original)
+    filled = np.where(finite, original, np.nanmedian(original[finite]))
+    sigma_beam = FWHM_TO_SIGMA * fwhm
+    h_xx, h_yy, h_xy = hessian(filled, sigma_beam)
+    laplacian = -(h_xx + h_yy)
+    # A Gaussian beam of peak A has a beam-smoothed Laplacian of A / (2 sigma**2) at its centre.
+    bump = 2 * sigma_beam**2 * laplacian
+    local_max = laplacian == ndimage.maximum_filter(laplacian, size=3)
+    return (local_max & (minor_curvature(h_xx, h_yy, h_xy) > 0) & (bump >= 3 * noise_std)
+            & finite)
+
+
+def _false_holes(hole_mask, bench_map, x, y) -> dict:
+    """Holes with no injected source, and with neither a source nor a compact original peak."""
+    labels, n_holes = ndimage.label(hole_mask, structure=np.ones((3, 3), dtype=bool))
+    if not n_holes:
+        return {"n_holes": 0, "n_without_source": 0, "n_false": 0}
+    rows = np.clip(np.round(y).astype(int), 0, hole_mask.shape[0] - 1)
+    cols = np.clip(np.round(x).astype(int), 0, hole_mask.shape[1] - 1)
+    with_source = np.zeros(n_holes + 1, dtype=bool)
+    with_source[labels[rows, cols]] = True
+    peaks = _compact_peaks(bench_map.true_background, bench_map.coverage,
+                           bench_map.fwhm_pixels, bench_map.noise_std)
+    with_peak = np.zeros(n_holes + 1, dtype=bool)
+    with_peak[labels[peaks]] = True
+    explained = (with_source | with_peak)[1:]
+    return {
+        "n_holes": int(n_holes),
+        "n_without_source": int(n_holes - with_source[1:].sum()),
+        "n_false": int(n_holes - explained.sum()),
+    }
+
+
+def score_map(bench_map) -> dict:
+    """
+    Mask one map of the suite and score the holes against its truth.
+
+    Parameters
+    ----------
+    bench_map : `~nemesis_bkg.bench.suite.BenchMap`
+
+    Returns
+    -------
+    dict
+        Per-source arrays (``peak_snr``, ``local_snr``, ``masked``,
+        ``leftover_ok``) and per-map counts and fractions.
+    """
+    from nemesis_bkg.masking import build_source_mask, hole_radius
+
+    from .holes import disc_mask
+
+    catalog = bench_map.catalog
+    x = np.asarray(catalog["x"], dtype=float)
+    y = np.asarray(catalog["y"], dtype=float)
+    peak_snr = np.asarray(catalog["peak_snr"], dtype=float)
+    peak = peak_snr * bench_map.noise_std
+    fwhm = bench_map.fwhm_pixels
+
+    start = time.perf_counter()
+    source_mask = build_source_mask(bench_map.data, fwhm)
+    seconds = time.perf_counter() - start
+    holes = source_mask.mask
+
+    rows = np.clip(np.round(y).astype(int), 0, holes.shape[0] - 1)
+    cols = np.clip(np.round(x).astype(int), 0, holes.shape[1] - 1)
+    masked = holes[rows, cols]
+    aperture_noise = bench_map.noise_std * np.sqrt(1.133 * fwhm**2)
+    leftover = _leftover_flux(holes, bench_map.coverage, x[masked], y[masked], peak[masked],
+                              fwhm)
+    # Sources with a hole of their own (a catalogue entry within half a beam), as opposed
+    # to faint ones that merely fall inside a brighter neighbour's hole.
+    own = np.zeros(x.size, dtype=bool)
+    if len(source_mask.catalog):
+        distance, _ = cKDTree(np.column_stack([source_mask.catalog["x"],
+                                               source_mask.catalog["y"]])).query(
+            np.column_stack([x, y]))
+        own = distance < 0.5 * fwhm
+    filament = bench_map.filament_mask
+    n_filament = int(filament.sum())
+    # Holes a perfect detector would cut (true positions, the same radius rule):
+    # the filament pixels they cover are lost to the sources sitting on filaments.
+    perfect = disc_mask(holes.shape, x, y, hole_radius(peak_snr, fwhm))
+    covered = int(bench_map.coverage.sum())
+    return {
+        "name": bench_map.spec.name,
+        "family": bench_map.spec.family,
+        "band": bench_map.spec.band,
+        "regime": bench_map.spec.regime,
+        "shape": list(holes.shape),
+        "fwhm_pixels": fwhm,
+        "seconds": seconds,
+        "n_injected": int(x.size),
+        "n_catalog": len(source_mask.catalog),
+        "masked_pixel_fraction": float(holes.sum() / covered) if covered else float("nan"),
+        "filament_pixels": n_filament,
+        "filament_masked": int((holes & filament).sum()),
+        "filament_masked_perfect": int((perfect & filament).sum()),
+        "filament_masked_excess": int((holes & filament & ~perfect).sum()),
+        "peak_snr": peak_snr,
+        "local_snr": _local_snr(bench_map, peak, x, y),
+        "masked": masked,
+        "leftover_ok": leftover < aperture_noise,
+        "own_hole": own[masked],
+        **_false_holes(holes, bench_map, x, y),
+    }
+
+
+def _summary(scores: list[dict]) -> dict:
+    """Pooled figures over a list of per-map scores."""
+    if not scores:
+        return {}
+    snr = np.concatenate([s["peak_snr"] for s in scores])
+    local = np.concatenate([s["local_snr"] for s in scores])
+    masked = np.concatenate([s["masked"] for s in scores])
+    leftover_ok = np.concatenate([s["leftover_ok"] for s in scores])
+    own_hole = np.concatenate([s["own_hole"] for s in scores])
+
+    def fraction(selected):
+        return float(masked[selected].mean()) if selected.any() else float("nan")
+
+    n_holes = sum(s["n_holes"] for s in scores)
+    filament_pixels = sum(s["filament_pixels"] for s in scores)
+    return {
+        "n_maps": len(scores),
+        "n_sources_snr5": int((snr >= 5).sum()),
+        "completeness_snr5": fraction(snr >= 5),
+        "completeness_snr10": fraction(snr >= 10),
+        "completeness_local_snr5": fraction(local >= 5),
+        "completeness_local_snr10": fraction(local >= 10),
+        "leftover_ok_fraction": float(leftover_ok.mean()) if leftover_ok.size else float("nan"),
+        "leftover_ok_own_hole_fraction": (float(leftover_ok[own_hole].mean()) if own_hole.any()
+                                          else float("nan")),
+        "n_holes": n_holes,
+        "hole_without_source_fraction": (sum(s["n_without_source"] for s in scores) / n_holes
+                                         if n_holes else float("nan")),
+        "false_hole_fraction": (sum(s["n_false"] for s in scores) / n_holes
+                                if n_holes else float("nan")),
+        "filament_masked_fraction": (sum(s["filament_masked"] for s in scores) / filament_pixels
+                                     if filament_pixels else float("nan")),
+        "filament_masked_perfect_fraction": (
+            sum(s["filament_masked_perfect"] for s in scores) / filament_pixels
+            if filament_pixels else float("nan")),
+        "filament_masked_excess_fraction": (
+            sum(s["filament_masked_excess"] for s in scores) / filament_pixels
+            if filament_pixels else float("nan")),
+        "masked_pixel_fraction": float(np.mean([s["masked_pixel_fraction"] for s in scores])),
+    }
+
+
+def noise_limited_maps(*, quick: bool = False, seed: int = 0):
+    """
+    One noise-limited simulated map per band, as suite maps.
+
+    Parameters
+    ----------
+    quick : bool, optional
+        256x256 maps instead of `NOISE_LIMITED_SIDE`.
+    seed : int, optional
+        Base seed.
+
+    Yields
+    ------
+    `~nemesis_bkg.bench.suite.BenchMap`
+    """
+    from nemesis_bkg.simulate import simulate_map
+
+    from .suite import BANDS, BenchMap, MapSpec
+
+    side = 256 if quick else NOISE_LIMITED_SIDE
+    n_sources = max(int(NOISE_LIMITED_SOURCES * (side / NOISE_LIMITED_SIDE) ** 2), 10)
+    for index, band in enumerate(BANDS):
+        spec = MapSpec(f"{band}-noise-limited-{side}", "simulated", band, "noise-limited",
+                       (side, side), n_sources, seed * 1000 + 500 + index)
+        sim = simulate_map(spec.shape, instrument=band, regime="cirrus",
+                           background_contrast=NOISE_LIMITED_CONTRAST, n_sources=n_sources,
+                           seed=spec.seed)
+        image = np.array(sim.data.data, dtype=float)
+        coverage = np.asarray(sim.coverage, dtype=bool) & np.isfinite(image)
+        yield BenchMap(spec=spec, data=sim.data, image=image,
+                       true_background=np.asarray(sim.background, dtype=float),
+                       coverage=coverage, noise_std=float(sim.noise_std),
+                       fwhm_pixels=float(sim.fwhm_pixels), catalog=sim.catalog,
+                       filament_mask=np.asarray(sim.filament_mask, dtype=bool))
+
+
+def time_large_map(*, seed: int = 0, repeats: int = TIMING_REPEATS) -> dict:
+    """
+    Time the masking of a 2048x2048 SPIRE 250 filamentary map with 500 sources.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the simulated map.
+    repeats : int, optional
+        Number of timed runs.
+
+    Returns
+    -------
+    dict
+        ``best_seconds``, ``median_seconds``, ``n_catalog``.
+    """
+    from nemesis_bkg.masking import build_source_mask
+    from nemesis_bkg.simulate import simulate_map
+
+    sim = simulate_map(TIMING_SHAPE, instrument="spire250", regime="filamentary",
+                       n_sources=TIMING_SOURCES, seed=seed)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = build_source_mask(sim.data, sim.fwhm_pixels)
+        times.append(time.perf_counter() - start)
+    return {"shape": list(TIMING_SHAPE), "n_sources": TIMING_SOURCES,
+            "best_seconds": float(min(times)), "median_seconds": float(np.median(times)),
+            "n_catalog": len(result.catalog)}
+
+
+def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = True) -> dict:
+    """
+    Score the masks on the suite's simulated and real-background maps.
+
+    Parameters
+    ----------
+    quick : bool, optional
+        Two 256x256 maps per band (one of the suite's regimes in turn, one
+        noise-limited) and no real maps.
+    seed : int, optional
+        Seed of the suite.
+    real_maps : bool, optional
+        Include the real maps of ``../shared/data/real_maps`` when present.
+
+    Returns
+    -------
+    dict
+        ``maps`` (per-map figures), ``by_regime`` and ``overall``
+        (pooled figures), ``timing``, ``targets``.
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench.masks import format_mask_report, run_mask_benchmark
+    >>> results = run_mask_benchmark(quick=True)  # doctest: +SKIP
+    >>> print(format_mask_report(results))  # doctest: +SKIP
+    """
+    from nemesis_bkg.simulate import real_map_paths
+
+    from .suite import build_map, suite_specs
+
+    paths = real_map_paths() if (real_maps and not quick) else []
+    specs = [spec for spec in suite_specs(quick=quick, seed=seed, real_maps=paths)
+             if spec.family != "reference"]
+    scores = [score_map(build_map(spec)) for spec in specs]
+    scores += [score_map(bench_map) for bench_map in noise_limited_maps(quick=quick, seed=seed)]
+
+    groups = {}
+    for score in scores:
+        key = "real" if score["family"] == "real" else score["regime"]
+        groups.setdefault(key, []).append(score)
+    per_map = [{key: value for key, value in score.items()
+                if not isinstance(value, np.ndarray)} | {"summary": _summary([score])}
+               for score in scores]
+    return {
+        "maps": per_map,
+        "by_regime": {key: _summary(group) for key, group in groups.items()},
+        "overall": _summary(scores),
+        "timing": time_large_map(seed=seed),
+        "targets": dict(TARGETS),
+        "real_maps_used": [str(path) for path in paths],
+    }
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def format_mask_report(results: dict) -> str:
+    """
+    Markdown report of `run_mask_benchmark` figures against the targets.
+
+    Parameters
+    ----------
+    results : dict
+        What `run_mask_benchmark` returned.
+
+    Returns
+    -------
+    str
+    """
+    targets = results["targets"]
+    lines = ["# Compact-source masks: benchmark", ""]
+    columns = ["set", "maps", "compl. SNR>=5", "compl. SNR>=10", "compl. local SNR>=5",
+               "compl. local SNR>=10", "leftover ok (all masked)", "leftover ok (own hole)",
+               "holes", "holes w/o injected src", "false holes", "filament px masked",
+               "of which unavoidable", "excess", "map masked"]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    rows = list(results["by_regime"].items()) + [("**all**", results["overall"])]
+    for name, s in rows:
+        if not s:
+            continue
+        values = [name, str(s["n_maps"])] + [_percent(s[key]) for key in (
+            "completeness_snr5", "completeness_snr10", "completeness_local_snr5",
+            "completeness_local_snr10", "leftover_ok_fraction", "leftover_ok_own_hole_fraction")]
+        values += [str(s["n_holes"])] + [_percent(s[key]) for key in (
+            "hole_without_source_fraction", "false_hole_fraction", "filament_masked_fraction",
+            "filament_masked_perfect_fraction", "filament_masked_excess_fraction",
+            "masked_pixel_fraction")]
+        lines.append("| " + " | ".join(values) + " |")
+    timing = results["timing"]
+    lines += [
+        "",
+        f"Targets: completeness >= {_percent(targets['completeness_snr5'])} (SNR>=5) and "
+        f">= {_percent(targets['completeness_snr10'])} (SNR>=10); leftover ok >= "
+        f"{_percent(targets['leftover_ok_fraction'])}; false holes < "
+        f"{_percent(targets['false_hole_fraction'])}; filament pixels masked < "
+        f"{_percent(targets['filament_masked_fraction'])}; 2048x2048 map in < "
+        f"{targets['seconds_2048']:.0f} s.",
+        "",
+        "SNR: peak over the pixel noise. Local SNR: peak over the pixel noise and the "
+        "background's structure below two beams, added in quadrature. False holes: holes "
+        "with neither an injected source nor a compact peak (>= 3 sigma) of the source-free "
+        "map. Unavoidable filament pixels: those inside the holes a perfect detector would "
+        "cut (true positions and SNR, same radius rule), since sources sit on filaments; "
+        "excess: masked filament pixels outside those.",
+        "",
+        f"Time to mask a {timing['shape'][0]}x{timing['shape'][1]} map with "
+        f"{timing['n_sources']} sources: best {timing['best_seconds']:.2f} s, median "
+        f"{timing['median_seconds']:.2f} s of {TIMING_REPEATS} runs ({timing['n_catalog']} "
+        "holes).",
+        "",
+        "## Per map",
+        "",
+        "| map | beam px | compl. SNR>=5 | compl. SNR>=10 | compl. local SNR>=5 | "
+        "leftover ok (own hole) | holes | false holes | filament px masked (excess) | time s |",
+        "|" + "---|" * 10,
+    ]
+    for entry in results["maps"]:
+        s = entry["summary"]
+        lines.append(
+            f"| {entry['name']} | {entry['fwhm_pixels']:.2f} | {_percent(s['completeness_snr5'])}"
+            f" | {_percent(s['completeness_snr10'])} | {_percent(s['completeness_local_snr5'])}"
+            f" | {_percent(s['leftover_ok_own_hole_fraction'])} | {s['n_holes']} | "
+            f"{_percent(s['false_hole_fraction'])} | {_percent(s['filament_masked_fraction'])} "
+            f"({_percent(s['filament_masked_excess_fraction'])}) | {entry['seconds']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"

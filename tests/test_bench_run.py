@@ -1,0 +1,241 @@
+"""The benchmark run, summary and report, end to end on small maps."""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from nemesis_bkg.bench import command, methods
+from nemesis_bkg.bench.methods import MethodResult
+from nemesis_bkg.bench.report import format_report, to_json, write_report
+from nemesis_bkg.bench.run import ANNULUS, TRUTH, score_map
+from nemesis_bkg.bench.suite import MapSpec, reference_map, suite_specs
+from nemesis_bkg.bench.summary import best_peers, summarize
+
+OFFSET = 0.1
+
+
+@pytest.fixture(scope="module")
+def small_map():
+    spec = MapSpec("reference-small", "reference", "generic", "reference", (160, 160), 12, 7)
+    return reference_map(spec)
+
+
+@pytest.fixture(scope="module")
+def scored(small_map):
+    truth = small_map.true_background
+
+    def offset_with_error(data, hole_mask, coverage, fwhm_pixels):
+        # Off by a constant inside the holes, with a claimed error of twice that.
+        background = np.where(hole_mask, truth + OFFSET, data)
+        return MethodResult(background, np.where(hole_mask, 2 * OFFSET, 0.0))
+
+    def broken(data, hole_mask, coverage, fwhm_pixels):
+        raise RuntimeError("no model")
+
+    chosen = {
+        "ours": offset_with_error,
+        "background2d": methods.background2d,
+        "inpaint_biharmonic": methods.inpaint_biharmonic,
+        "broken": broken,
+    }
+    panel = {}
+    entry = score_map(small_map, chosen, hole_sets=("true",), panel=panel)
+    return entry, panel
+
+
+def test_score_map_known_answers(scored, small_map):
+    entry, _ = scored
+    assert entry["n_sources"] == 12
+    scores = entry["holes"]["true"]["methods"]
+    assert scores[TRUTH]["in_hole_rms_over_noise"] == 0.0
+    assert scores["ours"]["in_hole_rms_over_noise"] == pytest.approx(OFFSET / small_map.noise_std)
+    assert scores["ours"]["calibration_fraction"] == 1.0
+    assert (
+        scores["background2d"]["in_hole_rms_over_noise"]
+        > (scores["inpaint_biharmonic"]["in_hole_rms_over_noise"])
+    )
+    assert scores["broken"]["error"] == "RuntimeError: no model"
+    assert ANNULUS in scores and "flux_relative_error" in scores[ANNULUS]
+    # The true background leaves only the noise in the photometry of bright sources.
+    truth_errors = np.array(scores[TRUTH]["flux_relative_error"], dtype=float)
+    bright = np.array(entry["peak_snr"]) > 100
+    assert np.all(np.abs(truth_errors[bright]) < 0.02)
+
+
+def test_panel_holds_crops_of_each_method(scored):
+    _, panel = scored
+    assert {"ours", "background2d", "inpaint_biharmonic"} <= set(panel["backgrounds"])
+    assert panel["data"].shape == panel["holes"].shape
+
+
+def test_summary_names_best_peer_and_ratio(scored):
+    entry, _ = scored
+    summary = summarize([{**entry, "family": "simulated"}], ours="ours", exclude=(TRUTH,))
+    best = summary["true"]["best_peer"]["in_hole_rms_over_noise"]
+    assert best["method"] == "inpaint_biharmonic"
+    assert best["ratio"] == pytest.approx(best["ours"] / best["value"])
+    assert summary["true"]["methods"]["broken"]["n_failed"] == 1
+
+
+def test_reference_summary_is_in_background_std_units(scored, small_map):
+    entry, _ = scored
+    summary = summarize([entry], ours="ours", exclude=(TRUTH,))
+    assert summary["reference"]["in_hole_rms"]["ours"] == pytest.approx(OFFSET)
+    assert "background2d" in summary["reference"]["design_note"]
+
+
+def test_best_peers_rank_bias_by_magnitude_and_skip_missing():
+    summaries = {
+        "a": {"flux_bias": -0.02, "seconds_per_source": None},
+        "b": {"flux_bias": 0.05, "seconds_per_source": 1.0},
+        "ours": {"flux_bias": 0.01},
+    }
+    best = best_peers(summaries, ours="ours")
+    assert best["flux_bias"]["method"] == "a"
+    assert best["flux_bias"]["ratio"] == pytest.approx(0.5)
+    assert best["seconds_per_source"] == {"method": "b", "value": 1.0, "ours": None, "ratio": None}
+    assert best["calibration_fraction"]["method"] is None
+
+
+def test_photometry_only_peers_compete_on_flux_only():
+    summaries = {
+        "annulus": {"flux_bias": 0.001, "seconds_per_source": 1e-5},
+        "mesh": {"flux_bias": 0.05, "seconds_per_source": 1e-3},
+    }
+    best = best_peers(summaries, ours="ours", photometry_only=("annulus",))
+    assert best["flux_bias"]["method"] == "annulus"
+    assert best["seconds_per_source"]["method"] == "mesh"
+
+
+def test_report_files(scored, tmp_path):
+    entry, panel = scored
+    results = {
+        "config": {"quick": True, "seed": 0, "holes": ["true"], "real_maps": False},
+        "environment": {"cpu_count": 2, "load_average_at_start": [0.0, 0.0, 0.0]},
+        "methods": {"ours": "available"},
+        "skipped": ["real maps: absent"],
+        "maps": [{**entry, "family": "simulated"}],
+        "total_seconds": 1.0,
+    }
+    results["summary"] = summarize(results["maps"], ours="ours", exclude=(TRUTH,))
+    written = write_report(results, tmp_path, panels={"generic": panel})
+    assert len(written["plots"]) == 2
+    loaded = json.loads((tmp_path / "bench.json").read_text())
+    assert loaded["summary"]["true"]["best_peer"]["in_hole_rms_over_noise"]["method"]
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| inpaint_biharmonic |" in markdown and "skipped: real maps: absent" in markdown
+    assert format_report(results) == markdown
+
+
+def test_json_has_no_nan():
+    assert "NaN" not in to_json({"value": float("nan"), "nested": [np.float64("inf")]})
+
+
+def test_suite_is_fixed_by_seed():
+    assert suite_specs(seed=3) == suite_specs(seed=3)
+    assert suite_specs(seed=3)[0].seed != suite_specs(seed=4)[0].seed
+    full = suite_specs()
+    assert {spec.band for spec in full if spec.family == "simulated"} == {
+        "pacs70",
+        "pacs100",
+        "pacs160",
+        "spire250",
+        "spire350",
+        "spire500",
+    }
+    sides = {spec.shape[0] for spec in full if spec.family == "simulated"}
+    assert min(sides) == 512 and max(sides) == 2048
+
+
+def test_bad_hole_set_is_rejected():
+    from nemesis_bkg.bench import run_benchmark
+
+    with pytest.raises(ValueError, match="holes must be"):
+        run_benchmark(holes="guessed")
+
+
+def test_masks_subcommand_calls_the_masking_benchmark(monkeypatch, tmp_path, capsys):
+    calls = {}
+
+    def run_mask_benchmark(*, quick=False, seed=0, real_maps=True):
+        calls.update(quick=quick, seed=seed, real_maps=real_maps)
+        return {"recall": 0.9}
+
+    fake = types.ModuleType("nemesis_bkg.bench.masks")
+    fake.run_mask_benchmark = run_mask_benchmark
+    fake.format_mask_report = lambda results: f"recall {results['recall']}\n"
+    monkeypatch.setitem(sys.modules, "nemesis_bkg.bench.masks", fake)
+    parser = __import__("argparse").ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["masks", "--quick", "--seed", "4", "--out", str(tmp_path)])
+    assert command.run(args) == 0
+    assert calls == {"quick": True, "seed": 4, "real_maps": True}
+    assert json.loads((tmp_path / "masks.json").read_text()) == {"recall": 0.9}
+    assert "recall 0.9" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_benchmark_command(tmp_path, capsys):
+    parser = __import__("argparse").ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--quick", "--out", str(tmp_path)])
+    assert command.run(args) == 0
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert len(results["maps"]) == 6
+    assert {entry["band"] for entry in results["maps"]} == {
+        "pacs70",
+        "pacs100",
+        "pacs160",
+        "spire250",
+        "spire350",
+        "spire500",
+    }
+    for hole_set in ("detected", "true"):
+        summary = results["summary"][hole_set]["methods"]
+        assert (
+            summary["inpaint_biharmonic"]["in_hole_rms_over_noise"]
+            < (summary["background2d"]["in_hole_rms_over_noise"])
+        )
+    assert (tmp_path / "bench.md").exists()
+    assert len(list(tmp_path.glob("panel_*.png"))) == 6
+    assert "Best peer per metric" in capsys.readouterr().out
+
+
+def test_flux_summary_uses_only_sources_in_holes():
+    def map_entry(masked, errors):
+        return {
+            "name": "m", "family": "simulated", "band": "pacs70", "regime": "cirrus",
+            "megapixels": 1.0, "peak_snr": [20.0, 30.0, 40.0],
+            "holes": {"detected": {
+                "source_masked": masked,
+                "masking": {"filament_masked_fraction": 0.0, "n_holes": 2,
+                            "n_spurious_holes": 0, "n_spurious_on_filament": 0},
+                "methods": {"a": {"flux_relative_error": errors, "in_hole_rms_over_noise": 1.0}},
+            }},
+        }
+
+    # The unmasked source's -100 % must not enter the figures.
+    summary = summarize([map_entry([True, False, True], [0.1, -1.0, 0.3])], ours="ours")
+    figures = summary["detected"]["methods"]["a"]
+    assert figures["flux_bias"] == pytest.approx(0.2)
+    assert figures["flux_n_sources"] == 2
+    completeness = summary["detected"]["completeness_by_snr"]
+    assert [b["fraction_masked"] for b in completeness if b["n"]] == [1.0, 0.5]
+
+
+def test_masking_failure_is_recorded_not_raised(monkeypatch, small_map):
+    import nemesis_bkg.bench.run as run_module
+
+    def failing_holes(bench_map, name):
+        raise IndexError("index 512 is out of bounds")
+
+    monkeypatch.setattr(run_module, "make_holes", failing_holes)
+    entry = score_map(small_map, {"background2d": methods.background2d}, hole_sets=("true",))
+    assert entry["holes"]["true"] == {"error": "IndexError: index 512 is out of bounds"}
+    summary = summarize([{**entry, "family": "simulated"}], ours="ours")
+    assert summary["true"]["masking_failures"] == [
+        "reference-small: IndexError: index 512 is out of bounds"
+    ]
