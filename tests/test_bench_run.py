@@ -239,3 +239,13 @@ def test_masking_failure_is_recorded_not_raised(monkeypatch, small_map):
     assert summary["true"]["masking_failures"] == [
         "reference-small: IndexError: index 512 is out of bounds"
     ]
+
+
+def test_speed_benchmark_smoke(tmp_path):
+    from nemesis_bkg.bench.speed import format_speed_report, run_speed_benchmark
+
+    results = run_speed_benchmark(shape=(192, 192), n_sources=8, seed=1)
+    assert results["whole_seconds"] > 0 and results["per_source_seconds"] > 0
+    assert results["speedup"] == pytest.approx(
+        results["per_source_seconds"] / results["whole_seconds"])
+    assert "speed-up" in format_speed_report(results)

@@ -1,9 +1,11 @@
 """
 ``nemesis-bkg bench``: score ours and the peers on the fixed suite.
 
-``nemesis-bkg bench [inpaint|masks] [--quick] [--out DIR] [--seed N]``:
+``nemesis-bkg bench [inpaint|masks|speed] [--quick] [--out DIR] [--seed N]``:
 ``inpaint`` (the default) runs `~nemesis_bkg.bench.run_benchmark`;
-``masks`` runs the masking benchmark of `nemesis_bkg.bench.masks`. Both
+``masks`` runs the masking benchmark of `nemesis_bkg.bench.masks`;
+``speed`` times a whole-map removal against one network call per source
+(`nemesis_bkg.bench.speed`). All
 print the Markdown report and write it, with a JSON file of every figure
 (and, for ``inpaint``, PNG plots), into ``--out``.
 """
@@ -42,10 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "suite",
         nargs="?",
-        choices=("inpaint", "masks"),
+        choices=("inpaint", "masks", "speed"),
         default="inpaint",
-        help="what to benchmark: background inpainting against the peers (default) or the "
-        "source masking",
+        help="what to benchmark: background inpainting against the peers (default), the "
+        "source masking, or the speed of a whole-map removal against one network call per "
+        "source (2048x2048 SPIRE 250 map, 400 sources; --quick: 512x512, 50 sources)",
     )
     parser.add_argument(
         "--quick",
@@ -87,6 +90,21 @@ def _run_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_speed(args: argparse.Namespace) -> int:
+    from .report import to_json
+    from .speed import format_speed_report, run_speed_benchmark
+
+    size, n_sources = (512, 50) if args.quick else (2048, 400)
+    results = run_speed_benchmark(shape=(size, size), n_sources=n_sources, seed=args.seed)
+    report = format_speed_report(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(to_json(results))
+    (args.out / "speed.md").write_text(report)
+    print(report)
+    print(f"wrote {args.out / 'speed.json'} and {args.out / 'speed.md'}")
+    return 0
+
+
 def _run_inpaint(args: argparse.Namespace) -> int:
     from .report import format_report
     from .run import run_benchmark
@@ -123,4 +141,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.suite == "masks":
         return _run_masks(args)
+    if args.suite == "speed":
+        return _run_speed(args)
     return _run_inpaint(args)

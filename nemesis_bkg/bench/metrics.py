@@ -9,6 +9,9 @@ memory) of a call.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -354,8 +357,21 @@ def _status_kib(field_name: str) -> int:
     raise OSError(f"{field_name} not in {_PROC_STATUS}")
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _reset_peak_rss() -> int | None:
     """Reset the kernel's resident high-water mark; return the current RSS (KiB)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        # Hand freed heap memory back to the system first, so that the call's
+        # own allocations raise the resident size instead of reusing it.
+        trim(0)
     try:
         # Writing "5" resets VmHWM to the current RSS (Linux >= 4.0).
         _PROC_CLEAR_REFS.write_text("5")
@@ -369,8 +385,9 @@ def measure_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Mea
     Call ``function`` and record its wall time, peak memory and any exception.
 
     Peak memory is the kernel's resident high-water mark (reset before the
-    call) minus the resident size before the call, so it counts numpy, C
-    and torch allocations alike; it is None off Linux.
+    call, after freed heap memory is handed back to the system) minus the
+    resident size before the call, so it counts numpy, C and torch
+    allocations alike; it is None off Linux.
 
     Parameters
     ----------
