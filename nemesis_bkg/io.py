@@ -12,6 +12,7 @@ modified.
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-__all__ = ["ImageInput", "read_image", "read_fits"]
+__all__ = ["ImageInput", "read_fits", "read_image", "write_fits_atomically"]
 
 
 @dataclass
@@ -106,6 +107,14 @@ def _celestial_2d(wcs: WCS | None, squeezed: bool) -> WCS | None:
 
 def _error_from_uncertainty(uncertainty: Any, shape: tuple[int, int], unit) -> np.ndarray:
     if isinstance(uncertainty, NDUncertainty):
+        # Checked before conversion: a negative standard deviation would come back squared away.
+        with np.errstate(invalid="ignore"):
+            negative = uncertainty.array is not None and np.any(np.asarray(uncertainty.array) < 0)
+        if negative:
+            raise ValueError(
+                f"the {type(uncertainty).__name__} has negative values; it must be >= 0 (check "
+                "that it is not a signal map)."
+            )
         try:
             stddev = uncertainty.represent_as(StdDevUncertainty)
         except (TypeError, ValueError, AttributeError) as exc:
@@ -251,6 +260,13 @@ def read_image(
                 f"uncertainty is NaN or inf at {int(bad_error.sum())} covered pixels; fix it or "
                 "add those pixels to coverage_mask."
             )
+        # A zero error makes any excess infinitely significant.
+        zero_error = coverage & (error == 0)
+        if zero_error.any():
+            raise ValueError(
+                f"uncertainty is 0 at {int(zero_error.sum())} covered pixels; a measured pixel "
+                "has a 1-sigma error > 0: fix it or add those pixels to coverage_mask."
+            )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
@@ -292,12 +308,21 @@ def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDDat
         image header.
     """
     name = os.fspath(path)
-    try:
-        hdul = fits.open(path, memmap=False)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise OSError(f"cannot read {name!r} as FITS ({exc}); is the file complete?") from exc
+    # Warnings about a damaged file are held back: a failure becomes one clear error, and a
+    # file that opens after all still shows them.
+    with warnings.catch_warnings(record=True) as opening_warnings:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(path, memmap=False)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise OSError(f"cannot read {name!r} as FITS ({exc}); is the file complete?") from exc
+    for caught in opening_warnings:
+        if "truncated" in str(caught.message):
+            hdul.close()
+            raise OSError(f"cannot read {name!r} as FITS ({caught.message}); is the file complete?")
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     with hdul, warnings.catch_warnings():
         # astropy only warns about a short file and then fails to reshape: make it one error.
         warnings.filterwarnings("error", message=".*truncated.*")
@@ -355,3 +380,41 @@ def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDDat
         # CCDData needs a unit; without a known one, say so rather than invent one.
         return NDData(image, wcs=wcs, uncertainty=uncertainty, meta=header)
     return CCDData(image, unit=unit, wcs=wcs, uncertainty=uncertainty, meta=header)
+
+
+def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
+                          overwrite: bool = False) -> None:
+    """
+    Write ``hdulist`` to ``path`` through a temporary file in the same folder.
+
+    The file appears complete or not at all: a crash or Ctrl-C while writing
+    leaves no half-written FITS file, and an existing file is replaced only
+    when ``overwrite`` is True.
+
+    Parameters
+    ----------
+    hdulist : `~astropy.io.fits.HDUList`
+    path : str or path-like
+    overwrite : bool, optional
+        Replace an existing file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the output folder {folder} does not exist; create it first.")
+    # A fresh name rather than mkstemp, whose 0600 mode would make the output private.
+    temporary = os.path.join(folder, f".nemesis-{uuid.uuid4().hex}.fits.part")
+    try:
+        hdulist.writeto(temporary, output_verify="fix")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

@@ -10,6 +10,7 @@ the result (`nemesis_bkg.results`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import astropy.units as u
@@ -23,6 +24,26 @@ from .model import load_model
 from .results import RemovalResult, make_nddata
 
 __all__ = ["CompactSourceRemover"]
+
+
+#: Maps whose typical absolute value lies within 2**-64 .. 2**64 are processed as they are.
+SAFE_EXPONENT = 64
+
+
+def _power_of_two_exponent(image: ImageInput) -> int:
+    """
+    Exponent of a power of two that brings the map's typical absolute value near 1.
+
+    Dividing by a power of two is exact in floating point; it lets maps in
+    any unit (values of 1e-37 or 1e300) through steps that would otherwise
+    underflow or overflow. Maps of ordinary values get 0 (no scaling).
+    """
+    magnitudes = np.abs(image.data[image.coverage])
+    typical = float(np.median(magnitudes))
+    if not typical > 0:
+        typical = float(np.max(magnitudes))
+    exponent = int(np.frexp(typical)[1]) if typical > 0 else 0
+    return exponent if abs(exponent) > SAFE_EXPONENT else 0
 
 
 class CompactSourceRemover:
@@ -130,14 +151,28 @@ class CompactSourceRemover:
             instrument=self.instrument, beam_fwhm=self.beam_fwhm, wcs=image.wcs,
             header=image.header,
         )
+        # The work is done on the map scaled by a power of two (exact), and scaled back.
+        exponent = _power_of_two_exponent(image)
+        scaled = dataclasses.replace(
+            image, data=np.ldexp(image.data, -exponent),
+            error=None if image.error is None else np.ldexp(image.error, -exponent),
+        )
         source_mask = build_source_mask(
-            image, fwhm_pixels, snr_threshold=self.snr_threshold, detect=detect,
+            scaled, fwhm_pixels, snr_threshold=self.snr_threshold, detect=detect,
             catalog=catalog, regions=regions, protect=protect,
         )
-        background, background_error = inpaint_map(
-            image.data, source_mask.mask, image.coverage, fwhm_pixels,
+        source_mask = dataclasses.replace(
+            source_mask, background=np.ldexp(source_mask.background, exponent),
+            background_rms=np.ldexp(source_mask.background_rms, exponent),
+        )
+        scaled_background, scaled_error = inpaint_map(
+            scaled.data, source_mask.mask, image.coverage, fwhm_pixels,
             model=self.model, device=self.device,
         )
+        # Outside the holes the background is the input itself, bit for bit.
+        background = np.where(source_mask.mask, np.ldexp(scaled_background, exponent),
+                              image.data)
+        background_error = np.ldexp(scaled_error, exponent)
         # Input noise: the given uncertainty, else the noise map the masks were built with.
         noise = image.error if image.error is not None else np.asarray(source_mask.background_rms)
         holes = source_mask.mask

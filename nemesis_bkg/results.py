@@ -6,7 +6,6 @@ catalogue, DS9 regions and a multi-extension FITS writer.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,45 +17,9 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.table import QTable, Table
 
 from .instruments import Instrument
-from .io import ImageInput
+from .io import ImageInput, write_fits_atomically
 
-__all__ = ["RemovalResult", "write_fits_atomically"]
-
-
-def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
-                          overwrite: bool = False) -> None:
-    """
-    Write ``hdulist`` to ``path`` through a temporary file in the same folder.
-
-    The file appears complete or not at all: a crash or Ctrl-C while writing
-    leaves no half-written FITS file, and an existing file is replaced only
-    when ``overwrite`` is True.
-
-    Parameters
-    ----------
-    hdulist : `~astropy.io.fits.HDUList`
-    path : str or path-like
-    overwrite : bool, optional
-        Replace an existing file.
-
-    Raises
-    ------
-    FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
-    """
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".nemesis-", suffix=".fits.part", dir=folder)
-    os.close(handle)
-    try:
-        hdulist.writeto(temporary, overwrite=True, output_verify="fix")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+__all__ = ["RemovalResult", "make_nddata"]
 
 
 def _catalog_to_fits_table(catalog: QTable) -> Table:
@@ -142,6 +105,9 @@ class RemovalResult:
         )
         unit = self.background.unit
         bunit = unit.to_string("fits") if unit not in (None, u.dimensionless_unscaled) else None
+        if unit is None:
+            # A BUNIT that astropy could not read is passed on verbatim, not dropped.
+            bunit = self.background.meta.get("BUNIT")
 
         primary = fits.PrimaryHDU()
         primary.header["CREATOR"] = (f"nemesis_bkg {__version__}", "software that made this file")

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import astropy.units as u
+import numpy as np
+from astropy.io.registry import IORegistryError
 from astropy.table import Table
 
 from ..io import read_fits
 from ..remover import CompactSourceRemover
 
-__all__ = ["add_arguments", "parse_beam", "run"]
+__all__ = ["add_arguments", "parse_beam", "read_catalog", "run"]
 
 
 def parse_beam(text: str) -> u.Quantity | float:
@@ -70,16 +72,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="with --out-dir: run on the Dask scheduler at ADDRESS")
 
 
+def read_catalog(path: str) -> Table:
+    """
+    Read ``--catalog``: any table astropy reads (ECSV, CSV, FITS, plain ASCII).
+
+    Empty cells become NaN, so that a row with a missing position is an
+    error rather than a hole at a made-up place.
+    """
+    try:
+        try:
+            table = Table.read(path)
+        except IORegistryError:
+            table = Table.read(path, format="ascii")
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # astropy's readers raise many kinds of errors
+        reason = next((line for line in str(exc).splitlines() if line.strip()),
+                      type(exc).__name__)
+        raise ValueError(f"cannot read the catalogue {path!r} as a table ({reason})") from exc
+    for name in table.colnames:
+        column = table[name]
+        if getattr(column, "mask", None) is not None and column.dtype.kind in "iuf":
+            table[name] = column.astype(float).filled(np.nan)
+    return table
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before the work, not after it, when an output cannot be written."""
+    for output in (args.output, args.regions_out):
+        if output is None:
+            continue
+        output_path = Path(output)
+        if output_path.exists() and not args.overwrite:
+            raise FileExistsError(f"{output_path} exists; add --overwrite to replace it")
+        if not output_path.absolute().parent.is_dir():
+            raise FileNotFoundError(
+                f"the output folder {output_path.absolute().parent} does not exist; create it first"
+            )
+        if output_path.exists() and output_path.samefile(args.inputs[0]):
+            raise ValueError(f"{output_path} is the input map; choose another output name")
+
+
 def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
+    _check_outputs(args)
     output_path = Path(args.output)
-    if output_path.exists() and not args.overwrite:
-        raise FileExistsError(f"{output_path} exists; add --overwrite to replace it")
-    catalog = Table.read(args.catalog) if args.catalog else None
+    catalog = read_catalog(args.catalog) if args.catalog else None
     start = time.perf_counter()
-    result = remover.remove(
-        read_fits(args.inputs[0]), catalog=catalog, regions=args.regions, protect=args.protect,
-        detect=not args.no_detect,
-    )
+    nddata = read_fits(args.inputs[0])
+    try:
+        result = remover.remove(nddata, catalog=catalog, regions=args.regions,
+                                protect=args.protect, detect=not args.no_detect)
+    except ValueError as exc:
+        # Say which map could not be processed (read_fits' own errors already do).
+        raise ValueError(f"{args.inputs[0]}: {exc}") from exc
     result.write(output_path, overwrite=args.overwrite)
     if args.regions_out:
         result.regions().write(args.regions_out, format="ds9", overwrite=args.overwrite)

@@ -141,7 +141,9 @@ def catalog_positions(
         x_col, y_col = _column(catalog, _X_NAMES), _column(catalog, _Y_NAMES)
         ra_col, dec_col = _column(catalog, _RA_NAMES), _column(catalog, _DEC_NAMES)
         if x_col is not None and y_col is not None:
-            x, y = (np.asarray(getattr(col, "value", col), dtype=float) for col in (x_col, y_col))
+            # Masked (empty) cells become NaN, so they are refused rather than read as 0.
+            x, y = (np.ma.filled(np.ma.asarray(getattr(col, "value", col), dtype=float), np.nan)
+                    for col in (x_col, y_col))
         elif "sky_centroid" in catalog.colnames:
             wcs = _require_celestial(wcs, "catalog")
             x, y = wcs.world_to_pixel(catalog["sky_centroid"])

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from ..io import write_fits_atomically
 from .maps import SimulatedMap
 
 __all__ = ["write_simulated_map"]
@@ -91,13 +91,5 @@ def write_simulated_map(
         )
     hdul.append(catalog_hdu)
 
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(suffix=".fits.part", dir=folder)
-    os.close(handle)
-    try:
-        hdul.writeto(temporary, overwrite=True)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_fits_atomically(hdul, path, overwrite=overwrite)
     return path
