@@ -29,13 +29,13 @@ class PConvBackground:
     partial-convolution U-Net.
 
     The signature is that of `photutils.background.Background2D`, so a
-    photutils script keeps working after swapping the class name. The mesh
-    keywords (``box_size``, ``sigma_clip``, ``bkg_estimator``,
-    ``bkg_rms_estimator``, ``filter_size``, ...) define the noise map
-    `background_rms` and the mesh attributes, exactly as in photutils
-    (computed with the holes masked). The background itself is the input
-    map with each compact source replaced by an inpainted estimate of what
-    lies beneath it.
+    photutils script keeps working after swapping the class name. The
+    background is the input map with each compact source replaced by an
+    inpainted estimate of what lies beneath it; `background_rms` is the
+    pixel noise. The mesh keywords (``box_size``, ``sigma_clip``,
+    ``bkg_estimator``, ``bkg_rms_estimator``, ``filter_size``, ...) define
+    the mesh attributes (`background_mesh`, `background_rms_mesh`,
+    `plot_meshes`) exactly as in photutils, computed with the holes masked.
 
     Parameters
     ----------
@@ -118,8 +118,9 @@ class PConvBackground:
         self._result = remover._remove_image(image, detect=detect)
         self._unit = image.unit
         self._no_coverage = ~image.coverage
+        self._noise = self._result.background_rms
 
-        # The mesh (noise map, mesh attributes) is photutils' own, computed with the holes
+        # The mesh attributes are photutils' own, computed with the holes
         # masked so that sources do not inflate the noise. `interpolator` is deprecated in
         # photutils 3, so it is passed on only when given.
         optional = {} if interpolator is None else {"interpolator": interpolator}
@@ -151,9 +152,16 @@ class PConvBackground:
 
     @property
     def background_rms(self) -> np.ndarray | u.Quantity:
-        """The 2-D noise map, from photutils' mesh with the holes masked."""
-        return self._with_unit(np.asarray(self._mesh.background_rms))
+        """
+        The 2-D 1-sigma noise map: the input uncertainty when given, else
+        the pixel noise measured from the map's second differences.
 
+        Unlike the mesh RMS of photutils, it does not grow with the extended
+        emission: the cloud is in `background`, so what is left around a
+        source is the noise, and thresholds such as ``2 * background_rms``
+        keep their meaning on bright clouds.
+        """
+        return self._with_unit(self._filled(self._noise))
     @property
     def background_error(self) -> np.ndarray | u.Quantity:
         """1-sigma uncertainty of `background` itself (0 outside the holes)."""
@@ -167,9 +175,8 @@ class PConvBackground:
 
     @property
     def background_rms_median(self) -> float | u.Quantity:
-        """Median of the noise mesh, as in photutils."""
-        return self._with_unit(self._mesh.background_rms_median)
-
+        """Median of `background_rms` over the covered pixels."""
+        return self._with_unit(np.median(self._noise[~self._no_coverage]))
     @property
     def background_mesh(self) -> np.ndarray:
         """The low-resolution background mesh of photutils (holes masked)."""

@@ -89,6 +89,7 @@ def measure_sources(
     *,
     aperture_radius: float | None = None,
     aperture_correction: bool = True,
+    background_error: np.ndarray | None = None,
 ) -> QTable:
     """
     Aperture photometry of catalogued sources on a compact-only map.
@@ -108,6 +109,14 @@ def measure_sources(
         Gaussian beam's flux.
     aperture_correction : bool, optional
         Divide by the Gaussian encircled energy inside the aperture.
+    background_error : ndarray, optional
+        1-sigma error of the subtracted background per pixel, e.g.
+        ``result.background_error``. It is smooth across a hole, so it is
+        summed linearly over the aperture (fully correlated) and added in
+        quadrature to the noise, which is then taken as
+        ``sqrt(uncertainty**2 - background_error**2)``. Without it the
+        uncertainty is treated as independent from pixel to pixel, which
+        underestimates the error of a source in an inpainted hole.
 
     Returns
     -------
@@ -124,7 +133,8 @@ def measure_sources(
     >>> from nemesis_bkg.simulate import simulate_map
     >>> sim = simulate_map((128, 128), instrument="spire250", n_sources=4, seed=7)
     >>> result = CompactSourceRemover().remove(sim.data)
-    >>> table = measure_sources(result.sources, sim.catalog, result.fwhm_pixels)
+    >>> table = measure_sources(result.sources, sim.catalog, result.fwhm_pixels,
+    ...                         background_error=result.background_error)
     >>> table["flux"].unit, len(table)
     (Unit("Jy"), 4)
     """
@@ -149,6 +159,13 @@ def measure_sources(
     mask = ~np.isfinite(data)
     if sources.mask is not None:
         mask |= np.asarray(sources.mask, dtype=bool)
+    if background_error is not None:
+        background_error = np.nan_to_num(np.asarray(background_error, dtype=float))
+        if background_error.shape != data.shape:
+            raise ValueError(f"background_error has shape {background_error.shape}, the map "
+                             f"{data.shape}; they must match.")
+        if error is not None:
+            error = np.sqrt(np.clip(error**2 - background_error**2, 0.0, None))
 
     table = QTable()
     table["id"] = catalog["id"] if "id" in catalog.colnames else np.arange(1, len(catalog) + 1)
@@ -168,6 +185,10 @@ def measure_sources(
             aperture_sum_err = np.full(len(table), np.nan)
         else:
             aperture_sum_err = np.atleast_1d(stats.sum_err)
+        if background_error is not None:
+            correlated = ApertureStats(background_error, CircularAperture(positions, r=radius),
+                                       mask=mask, sum_method="exact")
+            aperture_sum_err = np.hypot(aperture_sum_err, np.atleast_1d(correlated.sum))
     table["aperture_sum"] = aperture_sum
     table["aperture_sum_err"] = aperture_sum_err
     table["aperture_correction"] = np.full(len(table), correction)

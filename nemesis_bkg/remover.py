@@ -196,6 +196,7 @@ class CompactSourceRemover:
             source_mask=holes.copy(),
             catalog=source_mask.catalog,
             background_error=background_error,
+            background_rms=noise,
             fwhm_pixels=fwhm_pixels,
             instrument=instrument,
             parameters=parameters,

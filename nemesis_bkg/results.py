@@ -63,7 +63,12 @@ class RemovalResult:
     catalog : `~astropy.table.QTable`
         The masked sources: id, x, y, sky_centroid, peak_snr, hole_radius, ...
     background_error : ndarray
-        1-sigma error of the inpainted background (0 outside the holes).
+        1-sigma error of the inpainted background (0 outside the holes). It
+        is smooth across a hole: treat it as fully correlated within an
+        aperture (`~nemesis_bkg.photometry.measure_sources` does).
+    background_rms : ndarray
+        1-sigma pixel noise of the input: its uncertainty when given, else
+        measured from the map.
     fwhm_pixels : float
         Beam FWHM in pixels used for the holes.
     instrument : `~nemesis_bkg.instruments.Instrument`
@@ -76,6 +81,7 @@ class RemovalResult:
     source_mask: np.ndarray
     catalog: QTable
     background_error: np.ndarray
+    background_rms: np.ndarray
     fwhm_pixels: float
     instrument: Instrument
     parameters: dict[str, Any] = field(default_factory=dict)

@@ -67,6 +67,12 @@ class MultiBandResult:
         return spectra
 
 
+def _require_celestial(result: RemovalResult, band: str) -> None:
+    wcs = result.background.wcs
+    if wcs is None or not wcs.has_celestial:
+        raise ValueError(f"the {band} map has no celestial WCS; SEDs need sky positions.")
+
+
 def remove_bands(
     maps: Mapping[str, Any],
     *,
@@ -79,11 +85,11 @@ def remove_bands(
     Remove compact sources from several bands of a field and build SEDs.
 
     Sources are those masked in the reference band (by default the band
-    with the sharpest beam); each is measured at the same sky position in
-    every band on that band's compact-only map, with an aperture of one
-    beam FWHM and a Gaussian aperture correction. A source not masked in a
-    band has no flux there beyond the noise: its measurement is an honest
-    value near zero with its error.
+    with the sharpest beam). Every other band gets a hole at each of their
+    sky positions (besides its own detections), so each source is measured
+    at the same sky position in every band on that band's compact-only map,
+    with an aperture of one beam FWHM, a Gaussian aperture correction and
+    the inpainting error counted as correlated within the aperture.
 
     Parameters
     ----------
@@ -111,21 +117,29 @@ def remove_bands(
     if reference_band not in bands:
         raise ValueError(f"reference_band {reference_band!r} is not one of the bands {bands}.")
 
-    results = {}
-    for band in bands:
-        remover = CompactSourceRemover(instrument=band, snr_threshold=snr_threshold,
-                                       model=model, device=device)
-        results[band] = remover.remove(by_name[band])
-        if results[band].background.wcs is None or not results[band].background.wcs.has_celestial:
-            raise ValueError(f"the {band} map has no celestial WCS; SEDs need sky positions.")
+    def remover(band: str) -> CompactSourceRemover:
+        return CompactSourceRemover(instrument=band, snr_threshold=snr_threshold, model=model,
+                                    device=device)
 
+    results = {reference_band: remover(reference_band).remove(by_name[reference_band])}
+    _require_celestial(results[reference_band], reference_band)
     reference = results[reference_band].catalog
+    # Every reference source gets a hole in every band, so each band's compact-only map
+    # holds its flux there even where that band's own detection missed it.
+    for band in bands:
+        if band != reference_band:
+            results[band] = remover(band).remove(by_name[band],
+                                                 catalog=reference["sky_centroid"])
+            _require_celestial(results[band], band)
+    results = {band: results[band] for band in bands}
+
     sed = QTable()
     sed["id"] = reference["id"]
     sed["sky_centroid"] = reference["sky_centroid"]
     positions = QTable({"sky_centroid": reference["sky_centroid"]})
     for band, result in results.items():
-        photometry = measure_sources(result.sources, positions, result.fwhm_pixels)
+        photometry = measure_sources(result.sources, positions, result.fwhm_pixels,
+                                     background_error=result.background_error)
         sed[f"flux_{band}"] = photometry["flux"]
         sed[f"flux_err_{band}"] = photometry["flux_err"]
     return MultiBandResult(results=results, reference_band=reference_band, sed=sed)

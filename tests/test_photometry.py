@@ -93,3 +93,17 @@ def test_sky_positions_and_bad_inputs():
 def test_empty_catalog_gives_empty_table():
     table = measure_sources(gaussian_map(1.0, "Jy/pix"), QTable({"x": [], "y": []}), FWHM)
     assert len(table) == 0 and "flux" in table.colnames
+
+
+def test_background_error_is_summed_as_fully_correlated():
+    ccd = gaussian_map(2.0, "Jy/pix", noise=0.01)
+    background_error = np.full(ccd.shape, 0.002)
+    table = measure_sources(ccd, QTable({"x": [30.3], "y": [33.7]}), FWHM,
+                            background_error=background_error)
+    area = np.pi * FWHM**2
+    noise_part = np.sqrt(0.01**2 - 0.002**2) * np.sqrt(area)
+    expected = np.hypot(noise_part, 0.002 * area) / gaussian_encircled_energy(FWHM, FWHM)
+    assert table["flux_err"][0].value == pytest.approx(expected, rel=0.05)
+    with pytest.raises(ValueError, match="must match"):
+        measure_sources(ccd, QTable({"x": [30.3], "y": [33.7]}), FWHM,
+                        background_error=np.zeros((3, 3)))

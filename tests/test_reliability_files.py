@@ -196,8 +196,6 @@ def test_whole_removal_with_bundled_weights_uses_no_pickle(no_pickle):
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="no bundled weights")
-@pytest.mark.xfail(strict=True, reason="load_model verifies the checksum but does not keep it "
-                   "(no model.sha256), so every output records MODELSHA = 'unverified'")
 def test_output_records_the_checksum_of_the_weights(tmp_path):
     data = np.random.default_rng(0).normal(size=(48, 48))
     result = CompactSourceRemover(beam_fwhm=3.0, device="cpu").remove(data)

@@ -49,3 +49,10 @@ def test_bad_band_inputs():
     ccd = CCDData(np.zeros((32, 32)), unit="Jy/beam")
     with pytest.raises(ValueError, match="reference_band"):
         remove_bands({"spire250": ccd}, reference_band="pacs70")
+
+
+def test_every_reference_source_is_inpainted_in_every_band(multiband):
+    # A source without a hole in a band would read exactly 0 on its compact-only map.
+    other = multiband.results["spire350"]
+    assert len(other.catalog) >= len(multiband.sed)
+    assert np.all(multiband.sed["flux_spire350"].value != 0)

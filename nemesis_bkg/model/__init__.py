@@ -153,7 +153,8 @@ def load_model(
     -------
     `PConvUNet`
         The network in eval mode on ``device``; its ``metadata`` attribute
-        holds the file's metadata (tile size, sampling range, calibration).
+        holds the file's metadata (tile size, sampling range, calibration),
+        its ``sha256`` attribute the checksum of the file.
 
     Raises
     ------
@@ -182,8 +183,8 @@ def load_model(
         card = MODEL_CARD if bundled else path.parent / "MODEL_CARD.md"
         if card.is_file():
             sha256 = read_card_sha256(card)
+    actual = _file_sha256(path)
     if sha256 is not None:
-        actual = _file_sha256(path)
         if actual != sha256.lower():
             raise ValueError(
                 f"checksum mismatch for {path}: sha256 is {actual}, expected {sha256}; "
@@ -207,4 +208,6 @@ def load_model(
     except RuntimeError as error:
         raise ValueError(f"{path} does not match its configuration: {error}") from error
     model.metadata = metadata
+    # Outputs record which weights made them (MODELSHA in the FITS header).
+    model.sha256 = actual
     return model.eval().to(target)
