@@ -187,8 +187,8 @@ class CompactSourceRemover:
             "SNRTHR": (self.snr_threshold, "peak SNR threshold of the masked sources"),
             "DETECT": (bool(detect), "compact sources found automatically"),
             "NHOLES": (len(source_mask.catalog), "number of masked sources"),
-            "MODELSHA": (getattr(self.model, "sha256", "unverified"),
-                         "sha256 of the network weights"),
+            # A 64-character checksum leaves no room on the card for a comment.
+            "MODELSHA": (getattr(self.model, "sha256", "unverified"), ""),
         }
         return RemovalResult(
             background=make_nddata(image, background, background_uncertainty, no_coverage),
