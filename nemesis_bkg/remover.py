@@ -72,6 +72,8 @@ class CompactSourceRemover:
         (`nemesis_bkg.model.load_model`).
     device : str, optional
         ``"auto"`` (a CUDA GPU when present), ``"cpu"`` or ``"cuda"``.
+    progress : bool, optional
+        Show a progress bar while the holes are inpainted.
 
     Examples
     --------
@@ -91,6 +93,7 @@ class CompactSourceRemover:
         snr_threshold: float = 5.0,
         model: Any = None,
         device: str = "auto",
+        progress: bool = False,
     ) -> None:
         if not np.isfinite(snr_threshold) or snr_threshold <= 0:
             raise ValueError(f"snr_threshold must be positive, got {snr_threshold!r}.")
@@ -98,6 +101,7 @@ class CompactSourceRemover:
         self.beam_fwhm = beam_fwhm
         self.snr_threshold = float(snr_threshold)
         self.device = device
+        self.progress = progress
         self._model = model
 
     @property
@@ -167,7 +171,7 @@ class CompactSourceRemover:
         )
         scaled_background, scaled_error = inpaint_map(
             scaled.data, source_mask.mask, image.coverage, fwhm_pixels,
-            model=self.model, device=self.device,
+            model=self.model, device=self.device, progress=self.progress,
         )
         # Outside the holes the background is the input itself, bit for bit.
         background = np.where(source_mask.mask, np.ldexp(scaled_background, exponent),

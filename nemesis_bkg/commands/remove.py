@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--workers and --scheduler go with --out-dir")
         remover = CompactSourceRemover(
             instrument=args.instrument, beam_fwhm=args.beam_fwhm,
-            snr_threshold=args.snr_threshold, device=args.device,
+            snr_threshold=args.snr_threshold, device=args.device, progress=True,
         )
         return _run_one(args, remover)
     if args.catalog or args.regions or args.protect or args.regions_out or args.no_detect:
