@@ -80,6 +80,10 @@ def fit_power_variogram(
     if len(lags) < 2 or max(gammas) <= 0:
         return (max(gammas, default=0.0), 0.0, 1.0)
     lags, gammas, weights = np.array(lags, float), np.array(gammas), np.array(weights)
+    # Fitted in units of the largest gamma, so that maps of tiny or huge values do not
+    # overflow the normal equations (the fit itself is scale-free).
+    scale = float(gammas.max())
+    gammas = gammas / scale
     # Relative least squares for (nugget, amplitude) at every exponent at once, both kept
     # non-negative: the 2x2 normal equations solved in closed form.
     relative = weights / gammas
@@ -101,7 +105,8 @@ def fit_power_variogram(
     residuals = (constant_column[:, None] * nugget[None, :] + power_columns * amplitude[None, :]
                  - weights[:, None])
     best = int(np.argmin(np.sum(residuals**2, axis=0)))
-    return float(nugget[best]), float(amplitude[best]), float(_VARIOGRAM_EXPONENTS[best])
+    return (float(nugget[best] * scale), float(amplitude[best] * scale),
+            float(_VARIOGRAM_EXPONENTS[best]))
 
 
 def _component_windows(hole_mask, margin):
