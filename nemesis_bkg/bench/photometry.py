@@ -13,10 +13,9 @@ import math
 
 import astropy.units as u
 import numpy as np
-from astropy.stats import gaussian_fwhm_to_sigma
 
 from nemesis_bkg.instruments import get_instrument
-from nemesis_bkg.photometry import gaussian_encircled_energy
+from nemesis_bkg.photometry import gaussian_aperture_correction as aperture_correction
 
 __all__ = [
     "ANNULUS_RADII_FWHM",
@@ -30,10 +29,6 @@ __all__ = [
 #: Aperture radius in beams (FWHM); holds 93.75 % of a Gaussian beam's flux.
 APERTURE_RADIUS_FWHM = 1.0
 
-# Variance of a uniform one-pixel box, per axis.
-_PIXEL_VARIANCE = 1.0 / 12.0
-
-
 def _paper_annulus_in_beams() -> tuple[float, float]:
     # The paper subtracts the mean of a 25"-35" annulus in every PACS band; in
     # beams of the 160 um band (the widest PACS beam) that is the tightest
@@ -45,40 +40,6 @@ def _paper_annulus_in_beams() -> tuple[float, float]:
 
 #: Inner and outer radius of the "standard" annulus, in beams (FWHM).
 ANNULUS_RADII_FWHM = _paper_annulus_in_beams()
-
-
-def aperture_correction(radius: float, fwhm_pixels: float) -> float:
-    """
-    Fraction of a Gaussian source's pixel sum that an exact-overlap aperture holds.
-
-    The aperture spreads each pixel's value over the pixel's area, which
-    smooths a sampled source by one pixel (variance 1/12 per axis): at 3
-    pixels per beam that moves the encircled energy at one FWHM by 1 %, so
-    the correction is the encircled energy of the Gaussian so broadened.
-
-    Parameters
-    ----------
-    radius : float
-        Aperture radius in pixels.
-    fwhm_pixels : float
-        Beam FWHM in pixels.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> from nemesis_bkg.bench.photometry import aperture_correction
-    >>> round(aperture_correction(3.0, 3.0), 4)
-    0.9284
-    """
-    if radius < 0 or fwhm_pixels <= 0:
-        raise ValueError(
-            f"need radius >= 0 and fwhm_pixels > 0, got radius={radius}, fwhm={fwhm_pixels}."
-        )
-    smoothed_fwhm = math.sqrt(fwhm_pixels**2 + _PIXEL_VARIANCE / gaussian_fwhm_to_sigma**2)
-    return float(gaussian_encircled_energy(radius, smoothed_fwhm))
 
 
 def measurable_sources(
