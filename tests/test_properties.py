@@ -135,7 +135,7 @@ def test_engine_tiny_variations_do_not_overflow_the_variogram_fit():
     assert np.all(np.isfinite(background)) and np.all(np.isfinite(error))
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=200)
 @given(
     maps_with_holes(),
     st.floats(-3.0, 3.0).map(lambda exponent: 10.0**exponent),
@@ -153,7 +153,7 @@ def test_engine_affine_equivariance(map_and_holes, scale, shift):
                                rtol=1e-4, atol=1e-6 * scale * spread)
 
 
-@settings(deadline=None, max_examples=30)
+@settings(deadline=None, max_examples=200)
 @given(maps_with_holes())
 def test_engine_same_call_twice_gives_identical_results(map_and_holes):
     data, holes = map_and_holes
@@ -260,7 +260,7 @@ def test_pipeline_never_modifies_its_input_file(fixed_map, tmp_path):
     assert path.stat().st_mtime_ns == modified
 
 
-@settings(deadline=None, max_examples=15)
+@settings(deadline=None, max_examples=100)
 @given(st.integers(0, 2**32 - 1), st.integers(40, 64), st.integers(40, 64), st.integers(0, 5))
 def test_pipeline_finite_in_finite_out(seed, rows, cols, border):
     data = field_with_sources((rows, cols), seed)
