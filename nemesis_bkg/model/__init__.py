@@ -125,6 +125,8 @@ def save_model(model: PConvUNet, path: str | Path, *, metadata: dict[str, str]) 
         {"in_channels": model.in_channels, "channels": list(model.channels)}
     )
     save_file(tensors, str(path), metadata=full_metadata)
+    # safetensors writes owner-only files; package data must be readable by everyone.
+    path.chmod(0o644)
     return _file_sha256(path)
 
 
