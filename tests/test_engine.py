@@ -8,7 +8,7 @@ from nemesis_bkg.engine import (
     TileScaling,
     biharmonic_fill,
     classical_fill,
-    fit_power_variogram,
+    fit_generalized_covariance,
     hole_tiles,
     inpaint_map,
     kriging_fill,
@@ -119,9 +119,9 @@ def test_fills_handle_no_coverage_next_to_holes():
     assert np.all(np.abs(biharmonic - background)[fillable] < scale)
 
 
-def test_variogram_of_white_noise_is_a_nugget():
+def test_covariance_of_white_noise_is_a_nugget():
     noise = np.random.default_rng(6).normal(scale=3.0, size=(64, 64))
-    nugget, amplitude, _ = fit_power_variogram(noise)
+    nugget, amplitude, _ = fit_generalized_covariance(noise)
     assert nugget == pytest.approx(9.0, rel=0.1)
     assert amplitude < 0.5
 
@@ -198,3 +198,11 @@ def test_inpaint_map_warns_outside_the_trained_sampling(tiny_model):
     background, _ = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu",
                                 tile_size=32)
     assert np.all(np.isfinite(background))
+
+
+def test_covariance_exponent_tells_smooth_from_rough_sky():
+    rough, _ = power_law_map((96, 96), 7, slope=2.5, smoothing=0.0)
+    smooth, _ = power_law_map((96, 96), 7, slope=3.0, smoothing=3.0)
+    _, _, rough_exponent = fit_generalized_covariance(rough, max_lag=8)
+    _, _, smooth_exponent = fit_generalized_covariance(smooth, max_lag=8)
+    assert rough_exponent < 2 < smooth_exponent

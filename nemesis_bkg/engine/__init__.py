@@ -3,7 +3,7 @@ The inpainting engine: per-tile normalisation, the classical fill of the
 holes, and the network run on tiles centred on the holes of a whole map.
 """
 
-from .fill import biharmonic_fill, classical_fill, fit_power_variogram, kriging_fill
+from .fill import biharmonic_fill, classical_fill, fit_generalized_covariance, kriging_fill
 from .inference import hole_tiles, inpaint_map
 from .normalize import TileScaling, tile_scaling
 
@@ -11,7 +11,7 @@ __all__ = [
     "TileScaling",
     "biharmonic_fill",
     "classical_fill",
-    "fit_power_variogram",
+    "fit_generalized_covariance",
     "hole_tiles",
     "inpaint_map",
     "kriging_fill",

@@ -1,6 +1,6 @@
 """
-Classical fills of holes, with their uncertainty: local ordinary kriging with
-a variogram fitted around each hole (the default), and biharmonic
+Classical fills of holes, with their uncertainty: local universal kriging with
+a generalised covariance fitted around each hole (the default), and biharmonic
 (thin-plate) interpolation.
 
 Each connected hole is filled from a cutout around it, so the cost grows with
@@ -9,15 +9,19 @@ the number of holes, not with the map size.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage, sparse
-from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 from scipy.sparse.linalg import spsolve
 
-__all__ = ["biharmonic_fill", "classical_fill", "fit_power_variogram", "kriging_fill"]
+__all__ = ["biharmonic_fill", "classical_fill", "fit_generalized_covariance", "kriging_fill"]
 
-#: Exponents tried when fitting gamma(h) = nugget + amplitude * h**exponent.
-_VARIOGRAM_EXPONENTS = np.arange(0.1, 1.951, 0.05)
+#: Exponents tried when fitting the generalised covariance K(h) = -+amplitude * h**exponent:
+#: below 2 rough fields (K = -amplitude * h**exponent), above 2 beam-smoothed ones
+#: (K = +amplitude * h**exponent); 2 itself is left out, where h**2 is no valid covariance.
+_COVARIANCE_EXPONENTS = np.concatenate([np.arange(0.1, 1.951, 0.05), np.arange(2.05, 3.951, 0.05)])
 
 
 def _check_inputs(data, hole_mask):
@@ -30,15 +34,30 @@ def _check_inputs(data, hole_mask):
     return data, hole_mask
 
 
-def fit_power_variogram(
+def _distances(points, others):
+    """Euclidean distances between two sets of (row, col) points."""
+    return np.hypot(*np.moveaxis(points[:, None, :] - others[None, :, :], -1, 0))
+
+
+def _covariance_sign(exponent: float) -> float:
+    """Sign of the power generalised covariance: -h**a for a < 2, +h**a for 2 < a < 4."""
+    return 1.0 if exponent > 2 else -1.0
+
+
+def fit_generalized_covariance(
     values: np.ndarray, *, max_lag: int = 16
 ) -> tuple[float, float, float]:
     """
-    Fit gamma(h) = nugget + amplitude * h**exponent to the empirical variogram.
+    Fit a power generalised covariance, with a white-noise nugget, to a cutout.
 
-    The empirical semivariogram is measured along rows and columns at lags
-    1, 2, 3, 4, 6, 8, ... up to ``max_lag`` from the finite pixels of
-    ``values``; the fit minimises relative residuals.
+    The model is the intrinsic random function of order 1 with generalised
+    covariance K(h) = s * amplitude * h**exponent (0 < exponent < 4, s = -1
+    below 2 and +1 above), plus white noise of variance ``nugget``: rough
+    clouds have exponents below 2, beam-smoothed sky above. Second
+    differences along rows and columns filter out any linear trend, and
+    their mean square at lag h is ``6 nugget + amplitude * |2**(exponent+1)
+    - 8| * h**exponent``; that is fitted at lags 1, 2, 3, 4, 6, 8, ... up to
+    ``max_lag`` by relative least squares.
 
     Parameters
     ----------
@@ -50,63 +69,70 @@ def fit_power_variogram(
     Returns
     -------
     nugget, amplitude, exponent : float
-        The nugget (the variance of the white noise), the amplitude and
-        the exponent (between 0.1 and 1.95). All zero-amplitude when fewer
-        than two lags could be measured.
+        The white-noise variance, and the amplitude and exponent of the
+        generalised covariance. The amplitude is 0 when fewer than two lags
+        could be measured or the cutout is white noise.
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> white_noise = rng.normal(scale=2.0, size=(64, 64))
-    >>> nugget, amplitude, exponent = fit_power_variogram(white_noise)
+    >>> nugget, amplitude, exponent = fit_generalized_covariance(white_noise)
     >>> round(nugget, 1)
     4.0
     """
     values = np.asarray(values, dtype=float)
-    lags, gammas, weights = [], [], []
+    lags, mean_squares, weights = [], [], []
     for lag in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
-        if lag > max_lag or lag >= max(values.shape) // 2:
+        if lag > max_lag or 2 * lag >= max(values.shape):
             break
         squares, count = 0.0, 0
-        for differences in (values[lag:, :] - values[:-lag, :], values[:, lag:] - values[:, :-lag]):
-            finite = np.isfinite(differences)
-            squares += float(np.sum(np.square(differences[finite])))
+        for second_differences in (
+            values[2 * lag :, :] - 2 * values[lag:-lag, :] + values[: -2 * lag, :],
+            values[:, 2 * lag :] - 2 * values[:, lag:-lag] + values[:, : -2 * lag],
+        ):
+            finite = np.isfinite(second_differences)
+            squares += float(np.sum(np.square(second_differences[finite])))
             count += int(finite.sum())
         if count >= 8:
             lags.append(lag)
-            gammas.append(0.5 * squares / count)
+            mean_squares.append(squares / count)
             weights.append(np.sqrt(count))
-    if len(lags) < 2 or max(gammas) <= 0:
-        return (max(gammas, default=0.0), 0.0, 1.0)
-    lags, gammas, weights = np.array(lags, float), np.array(gammas), np.array(weights)
-    # Fitted in units of the largest gamma, so that maps of tiny or huge values do not
-    # overflow the normal equations (the fit itself is scale-free).
-    scale = float(gammas.max())
-    gammas = gammas / scale
-    # Relative least squares for (nugget, amplitude) at every exponent at once, both kept
-    # non-negative: the 2x2 normal equations solved in closed form.
-    relative = weights / gammas
+    if len(lags) < 2 or max(mean_squares) <= 0:
+        return (max(mean_squares, default=0.0) / 6.0, 0.0, 1.0)
+    lags, mean_squares, weights = np.array(lags, float), np.array(mean_squares), np.array(weights)
+    # Fitted in units of the largest mean square, so that maps of tiny or huge values do
+    # not overflow the normal equations (the fit itself is scale-free).
+    scale = float(mean_squares.max())
+    mean_squares = mean_squares / scale
+    # Relative least squares for (white part, power part) at every exponent at once, both
+    # kept non-negative: the 2x2 normal equations solved in closed form.
+    relative = weights / mean_squares
     constant_column = relative
-    power_columns = relative[:, None] * lags[:, None] ** _VARIOGRAM_EXPONENTS[None, :]
+    power_columns = relative[:, None] * lags[:, None] ** _COVARIANCE_EXPONENTS[None, :]
     a00 = constant_column @ constant_column
     a01 = constant_column @ power_columns
     a11 = np.sum(power_columns**2, axis=0)
     b0, b1 = constant_column @ weights, weights @ power_columns
     determinant = a00 * a11 - a01**2
-    nugget = (a11 * b0 - a01 * b1) / determinant
-    amplitude = (a00 * b1 - a01 * b0) / determinant
-    no_nugget = nugget < 0
-    nugget = np.where(no_nugget, 0.0, nugget)
-    amplitude = np.where(no_nugget, np.maximum(b1 / a11, 0.0), amplitude)
-    no_amplitude = amplitude < 0
-    nugget = np.where(no_amplitude, gammas.mean(), nugget)
-    amplitude = np.where(no_amplitude, 0.0, amplitude)
-    residuals = (constant_column[:, None] * nugget[None, :] + power_columns * amplitude[None, :]
+    white = (a11 * b0 - a01 * b1) / determinant
+    power = (a00 * b1 - a01 * b0) / determinant
+    no_white = white < 0
+    white = np.where(no_white, 0.0, white)
+    power = np.where(no_white, np.maximum(b1 / a11, 0.0), power)
+    no_power = power < 0
+    white = np.where(no_power, mean_squares.mean(), white)
+    power = np.where(no_power, 0.0, power)
+    residuals = (constant_column[:, None] * white[None, :] + power_columns * power[None, :]
                  - weights[:, None])
     best = int(np.argmin(np.sum(residuals**2, axis=0)))
-    return (float(nugget[best] * scale), float(amplitude[best] * scale),
-            float(_VARIOGRAM_EXPONENTS[best]))
+    exponent = float(_COVARIANCE_EXPONENTS[best])
+    # Second differences of white noise have 6 times its variance; those of the power
+    # covariance |2**(a+1) - 8| times its amplitude.
+    return (float(white[best] * scale / 6.0),
+            float(power[best] * scale / abs(2.0 ** (exponent + 1) - 8.0)),
+            exponent)
 
 
 def _component_windows(hole_mask, margin):
@@ -138,6 +164,62 @@ def _conditioning_points(component, usable, ring_width, max_points, rng):
     return rows, cols
 
 
+def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
+    """
+    Kriging with a linear drift: the noise-free prediction at ``targets`` and its variance.
+
+    None when the points do not determine a plane.
+
+    The system is that of an intrinsic random function of order 1: the
+    generalised covariance between the points, white noise on its diagonal,
+    and the three unbiasedness constraints of a plane.
+    """
+    origin = points.mean(axis=0)
+    points, targets = points - origin, targets - origin
+    size = len(points)
+    sign = _covariance_sign(exponent)
+    covariance = sign * amplitude * _distances(points, points) ** exponent
+    covariance[np.arange(size), np.arange(size)] += nugget
+    # Scaled to order one: the drift rows stay comparable to the covariance block.
+    norm = float(np.max(np.abs(covariance)))
+    system = np.zeros((size + 3, size + 3))
+    system[:size, :size] = covariance / norm
+    system[:size, size:] = np.column_stack([np.ones(size), points])
+    system[size:, :size] = system[:size, size:].T
+    right = np.empty((size + 3, len(targets)))
+    right[:size] = sign * amplitude * _distances(points, targets) ** exponent / norm
+    right[size:] = np.column_stack([np.ones(len(targets)), targets]).T
+    with warnings.catch_warnings():
+        # Conditioning points on one line (a hole against a straight no-coverage edge)
+        # leave the plane undetermined: the caller falls back to the mean.
+        warnings.simplefilter("ignore", LinAlgWarning)
+        weights = lu_solve(lu_factor(system), right)
+    if not np.all(np.isfinite(weights)):
+        return None
+    prediction = weights[:size].T @ values
+    # The generalised covariance is 0 at lag 0, so the variance is minus the
+    # weighted right-hand side (in the scaled units, hence the norm).
+    variance = np.maximum(-norm * np.sum(weights * right, axis=0), 0.0)
+    return prediction, variance
+
+
+def _trend_fill(points, values, targets, *, nugget):
+    """
+    The least-squares plane through the points (their mean when they lie on a line).
+
+    The best prediction when the surroundings are a plane plus white noise,
+    with the variance of that noise and of the fitted plane.
+    """
+    origin = points.mean(axis=0)
+    design = np.column_stack([np.ones(len(points)), points - origin])
+    target_design = np.column_stack([np.ones(len(targets)), targets - origin])
+    if len(points) < 3 or np.linalg.matrix_rank(design) < 3:
+        design, target_design = design[:, :1], target_design[:, :1]
+    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
+    leverage = np.sum(target_design @ np.linalg.pinv(design.T @ design) * target_design, axis=1)
+    return target_design @ coefficients, nugget * (1 + leverage)
+
+
 def kriging_fill(
     data: np.ndarray,
     hole_mask: np.ndarray,
@@ -147,13 +229,15 @@ def kriging_fill(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """
-    Fill holes by local ordinary kriging of the noiseless background.
+    Fill holes by local universal kriging of the noiseless background.
 
-    For each connected hole, a power-law variogram (with a white-noise
-    nugget) is fitted to the valid pixels of a cutout around it, and the
-    hole is predicted from at most ``max_points`` pixels of a ring around it.
-    The prediction is of the noise-free background, and its kriging variance
-    is returned.
+    For each connected hole, a power generalised covariance with a
+    white-noise nugget (`fit_generalized_covariance`) is fitted to the valid
+    pixels of a cutout around it, and the hole is predicted, with a linear
+    drift, from at most ``max_points`` pixels of a ring around it. Rough
+    clouds get rough fills, beam-smoothed sky smooth ones; a plane is
+    reproduced exactly. The prediction is of the noise-free background, and
+    its kriging variance is returned.
 
     Parameters
     ----------
@@ -205,31 +289,22 @@ def kriging_fill(
             continue
         cutout = np.where(usable, data[window], np.nan)
         values = cutout[rows, cols]
-        nugget, amplitude, exponent = fit_power_variogram(cutout, max_lag=int(2 * width) + 1)
+        nugget, amplitude, exponent = fit_generalized_covariance(
+            cutout, max_lag=int(2 * width) + 1
+        )
         target_rows, target_cols = np.nonzero(component)
-        if amplitude <= 0 or rows.size < 4:
-            prediction = np.full(target_rows.size, np.mean(values))
-            prediction_variance = np.full(target_rows.size, nugget * (1 + 1 / rows.size))
-        else:
-            points = np.stack([rows, cols], axis=1).astype(float)
-            targets = np.stack([target_rows, target_cols], axis=1).astype(float)
-            # Generalised covariance of the power model: K(h) = -amplitude * h**exponent,
-            # plus the white-noise variance (the nugget) on the diagonal of the data block.
-            pair_distance = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
-            size = rows.size
-            system = np.zeros((size + 1, size + 1))
-            system[:size, :size] = -amplitude * pair_distance**exponent
-            system[np.arange(size), np.arange(size)] += nugget
-            system[:size, size] = system[size, :size] = 1.0
-            target_distance = np.hypot(
-                *(points[:, None, :] - targets[None, :, :]).transpose(2, 0, 1)
+        kriged = None
+        if amplitude > 0 and rows.size >= 6:
+            kriged = _universal_kriging(
+                np.stack([rows, cols], axis=1).astype(float), values,
+                np.stack([target_rows, target_cols], axis=1).astype(float),
+                nugget=nugget, amplitude=amplitude, exponent=exponent,
             )
-            right = np.ones((size + 1, target_rows.size))
-            right[:size] = -amplitude * target_distance**exponent
-            weights = lu_solve(lu_factor(system), right)
-            prediction = weights[:size].T @ values
-            prediction_variance = -np.sum(weights * right, axis=0)
-            prediction_variance = np.maximum(prediction_variance, 0.0)
+        if kriged is None:
+            kriged = _trend_fill(np.stack([rows, cols], axis=1).astype(float), values,
+                                 np.stack([target_rows, target_cols], axis=1).astype(float),
+                                 nugget=nugget)
+        prediction, prediction_variance = kriged
         window_fill = filled[window]
         window_fill[target_rows, target_cols] = prediction
         window_variance = variance[window]
