@@ -8,13 +8,14 @@ from nemesis_bkg.engine import (
     TileScaling,
     biharmonic_fill,
     classical_fill,
+    default_batch_size,
     fit_generalized_covariance,
     hole_tiles,
     inpaint_map,
     kriging_fill,
     tile_scaling,
 )
-from nemesis_bkg.model import PConvUNet
+from nemesis_bkg.model import PConvUNet, load_model
 
 torch.set_num_threads(1)
 
@@ -206,3 +207,31 @@ def test_covariance_exponent_tells_smooth_from_rough_sky():
     _, _, rough_exponent = fit_generalized_covariance(rough, max_lag=8)
     _, _, smooth_exponent = fit_generalized_covariance(smooth, max_lag=8)
     assert rough_exponent < 2 < smooth_exponent
+
+
+def test_mixed_precision_changes_the_background_by_a_fraction_of_its_error():
+    background, data = power_law_map((128, 128), 8)
+    holes = disk_holes(data.shape, [(30, 30), (70, 90), (100, 40)], 5)
+    model = load_model(device="cpu")
+    single, error = inpaint_map(data, holes, None, 3.0, model=model, device="cpu")
+    mixed, _ = inpaint_map(data, holes, None, 3.0, model=model, device="cpu",
+                           precision="bfloat16")
+    assert np.array_equal(mixed[~holes], data[~holes])
+    assert np.max(np.abs(mixed - single)[holes] / error[holes]) < 0.1
+    assert not np.array_equal(mixed[holes], single[holes])
+
+
+def test_device_options_are_checked_and_threads_restored(tiny_model):
+    _, data = power_law_map((64, 64), 9)
+    holes = disk_holes(data.shape, [(32, 32)], 4)
+    threads = torch.get_num_threads()
+    inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu", n_threads=1,
+                batch_size=1)
+    assert torch.get_num_threads() == threads
+    for options, message in (({"precision": "float8"}, "precision"),
+                             ({"precision": "float16"}, "CUDA"),
+                             ({"batch_size": 0}, "batch_size"),
+                             ({"n_threads": 0}, "n_threads")):
+        with pytest.raises(ValueError, match=message):
+            inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu", **options)
+    assert default_batch_size("cpu", tiny_model, 64 * 64) == 16

@@ -2,6 +2,7 @@
 
 import argparse
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -172,3 +173,18 @@ def test_configuration_errors(tmp_path):
         load_config(broken)
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.toml")
+
+
+def test_pool_workers_make_samples_in_the_background():
+    options = {"tile_size": 32, "context": 8}
+    with SamplePool([power_law_view(8)], [], 8, np.random.default_rng(2), real_fraction=0.0,
+                    sample_options=options, workers=1) as pool:
+        assert len(pool.samples) == 8
+        first = list(pool.samples)
+        deadline = time.monotonic() + 60
+        while all(a is b for a, b in zip(first, pool.samples, strict=True)):
+            assert time.monotonic() < deadline, "no sample arrived from the worker"
+            time.sleep(0.2)
+            pool.refresh(0)
+        assert pool.batch(4, torch.device("cpu"))["inputs"].shape == (4, 4, 32, 32)
+    assert pool._executor is None

@@ -289,7 +289,8 @@ def train(
     validation = validation_samples(config)
     pool = SamplePool(views, real, int(config["data"]["pool_size"]), rng,
                       real_fraction=float(config["data"]["real_fraction"]),
-                      sample_options=sample_options(config), progress=progress)
+                      sample_options=sample_options(config), progress=progress,
+                      workers=int(run.get("workers", 0)))
     weights = {name: float(config["loss"][name]) for name in LOSS_NAMES}
     batch_size = int(optimizer_config["batch_size"])
     refresh = int(config["data"]["refresh_per_step"])
@@ -317,38 +318,41 @@ def train(
 
         bar = tqdm(total=max_steps, initial=state["step"], desc="training", unit="step",
                    mininterval=10.0)
-    model.train()
-    while state["step"] < max_steps and (time.monotonic() - started) < 60.0 * max_minutes:
-        learning_rate = _learning_rate(config, state["step"], time.monotonic() - started,
-                                       max_minutes)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        batch = pool.batch(batch_size, device)
-        outputs = model(batch["inputs"], batch["coverage"])
-        losses = inpainting_losses(outputs, batch["inputs"], batch["target"], batch["holes"],
-                                   batch["valid"])
-        total = sum(weights[name] * losses[name] for name in LOSS_NAMES)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        pool.refresh(refresh)
-        state["step"] += 1
-        for name, value in (("total", total), *losses.items()):
-            value = float(value.detach())
-            running[name] = 0.98 * running.get(name, value) + 0.02 * value
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({name: f"{value:.4f}" for name, value in running.items()},
-                            refresh=False)
-        now = time.monotonic()
-        if now - last_validation > 60.0 * float(run["validate_minutes"]):
-            checkpoint_and_validate()
-            last_validation = last_checkpoint = time.monotonic()
-        elif now - last_checkpoint > 60.0 * float(run["checkpoint_minutes"]):
-            state["train_seconds"] = now - started
-            _save(out / "last.ckpt", model, optimizer, dict(state, metrics=metrics))
-            last_checkpoint = now
+    with pool:  # stops the sample workers however the loop ends
+        model.train()
+        while state["step"] < max_steps and (time.monotonic() - started) < 60.0 * max_minutes:
+            learning_rate = _learning_rate(config, state["step"], time.monotonic() - started,
+                                           max_minutes)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            batch = pool.batch(batch_size, device)
+            outputs = model(batch["inputs"], batch["coverage"])
+            losses = inpainting_losses(outputs, batch["inputs"], batch["target"], batch["holes"],
+                                       batch["valid"])
+            total = sum(weights[name] * losses[name] for name in LOSS_NAMES)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            pool.refresh(refresh)
+            state["step"] += 1
+            # One copy to the host per step: a GPU waits for each one.
+            values = torch.stack([total.detach(), *(loss.detach() for loss in losses.values())])
+            for name, value in zip(("total", *losses), values.float().cpu().tolist(),
+                                   strict=True):
+                running[name] = 0.98 * running.get(name, value) + 0.02 * value
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({name: f"{value:.4f}" for name, value in running.items()},
+                                refresh=False)
+            now = time.monotonic()
+            if now - last_validation > 60.0 * float(run["validate_minutes"]):
+                checkpoint_and_validate()
+                last_validation = last_checkpoint = time.monotonic()
+            elif now - last_checkpoint > 60.0 * float(run["checkpoint_minutes"]):
+                state["train_seconds"] = now - started
+                _save(out / "last.ckpt", model, optimizer, dict(state, metrics=metrics))
+                last_checkpoint = now
     if bar is not None:
         bar.close()
     checkpoint_and_validate()
