@@ -28,11 +28,12 @@ sha256: {sha256}
 ## What it does
 
 Inpaints the holes cut around compact sources in far-infrared maps. Each hole is first filled
-by local ordinary kriging (a power-law variogram with a white-noise nugget fitted around the
-hole, `nemesis_bkg.engine.fill`); the network takes a {tile_size}x{tile_size} (or larger) tile
-centred on the hole, with four channels (the map with its holes filled, the hole mask, the
-log of the kriging uncertainty, the biharmonic fill minus the kriging fill) and predicts a
-correction to the fill inside the hole and the log of a factor on the kriging uncertainty.
+by local universal kriging (a linear drift and a power generalised covariance with a
+white-noise nugget fitted around the hole, `nemesis_bkg.engine.fill`); the network takes a
+{tile_size}x{tile_size} (or larger) tile centred on the hole, with four channels (the map with
+its holes filled, the hole mask, the log of the kriging uncertainty, the biharmonic fill minus
+the kriging fill) and predicts a correction to the fill inside the hole and the log of a factor
+on the kriging uncertainty.
 Pixels with no data are the invalid pixels of the partial convolutions. The uncertainty is
 multiplied by a calibration factor ({sigma_calibration:.3f}) fitted on half of the validation
 set.
@@ -67,7 +68,8 @@ mean error ("flux", {w[flux]}), 1 - SSIM near the holes ({w[ssim]}), L1 of the g
 touching the holes ({w[gradient]}), Gaussian NLL of the uncertainty ({w[nll]}). AdamW, warm-up
 and cosine decay, batch {batch_size}, random rotations and flips.
 
-Trained {steps} steps, {minutes:.0f} minutes on {hardware} ({device}); torch {torch_version}.
+Trained {steps} steps, {minutes:.1f} minutes on {hardware} ({device}); exported with torch
+{torch_version}.
 Exported {date}.
 
 ## Validation
@@ -81,7 +83,7 @@ Exported {date}.
 ## Reproduce
 
 ```
-nemesis-bkg train --config {config_path} --out runs/default --max-minutes {minutes:.0f}
+nemesis-bkg train --config {config_path} --out runs/default --device {device}
 nemesis-bkg train --export runs/default/best.ckpt
 ```
 """
@@ -218,8 +220,8 @@ def export_checkpoint(
         batch_size=config["optimizer"]["batch_size"],
         steps=state["step"],
         minutes=state["train_seconds"] / 60,
-        hardware=f"{platform.machine()} CPU, {os.cpu_count()} cores, "
-                 f"{config['run']['threads']} torch threads",
+        hardware=state.get("hardware") or f"{platform.machine()} CPU, {os.cpu_count()} cores, "
+                                          f"{config['run']['threads']} torch threads",
         device=state.get("device", "cpu"),
         torch_version=torch.__version__,
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

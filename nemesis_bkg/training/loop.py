@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -204,6 +206,17 @@ def _learning_rate(config, step, seconds, max_minutes):
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _hardware(device, run):
+    """What the run trains on, for the model card."""
+    cores = f"{os.cpu_count()} CPU cores ({platform.machine()}), {run['threads']} torch threads"
+    workers = int(run.get("workers", 0))
+    if workers:
+        cores += f", {workers} sample workers"
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} GPU, {cores}"
+    return cores
+
+
 def _save(path, model, optimizer, state):
     temporary = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **state},
@@ -270,7 +283,8 @@ def train(
                                   weight_decay=float(optimizer_config["weight_decay"]))
     effective = {key: value for key, value in config.items() if key not in ("source", "path")}
     state = {"step": 0, "train_seconds": 0.0, "best": math.inf, "config": json.dumps(effective),
-             "config_path": config.get("path", ""), "device": str(device)}
+             "config_path": config.get("path", ""), "device": str(device),
+             "hardware": _hardware(device, run)}
     if resume:
         checkpoint_path = out / "last.ckpt"
         if not checkpoint_path.is_file():
