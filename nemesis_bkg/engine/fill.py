@@ -316,10 +316,12 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     """
     Fill holes with the biharmonic (thin-plate) interpolant.
 
-    Each connected hole is solved on a cutout: the hole pixels minimise the
-    sum of squared discrete Laplacians over every pixel whose 5-point stencil
-    lies in data or holes (NaN pixels are outside the domain), a weak
-    membrane term keeping the problem well posed next to NaN pixels.
+    The hole pixels minimise the sum of squared discrete Laplacians over
+    every pixel whose 5-point stencil lies in data or in one hole (NaN
+    pixels and the pixels of other holes are outside its domain), a weak
+    membrane term keeping the problem well posed next to NaN pixels. Each
+    connected hole is thus solved on its own, all of them in one sparse
+    system.
 
     Parameters
     ----------
@@ -345,44 +347,61 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     """
     data, hole_mask = _check_inputs(data, hole_mask)
     filled = data.copy()
+    labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
+    hole_rows, hole_cols = np.nonzero(hole_mask)
+    if hole_rows.size == 0:
+        return filled
+    n_rows, n_cols = data.shape
+    # Row-major indices of the hole pixels, sorted (np.nonzero's order): an unknown's
+    # number is its rank among them.
+    hole_indices = hole_rows * n_cols + hole_cols
+    known = np.where(np.isfinite(data) & ~hole_mask, data, np.nan)
     laplacian_stencil = ((0, 0, -4.0), (1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0))
     # A weak membrane (first differences) pins pixels that no full Laplacian
     # stencil reaches, e.g. along a no-coverage edge.
     membrane_stencils = (((0, 0, -0.03), (1, 0, 0.03)), ((0, 0, -0.03), (0, 1, 0.03)))
-    for component, window in _component_windows(hole_mask, 3):
-        cutout = data[window]
-        domain = np.pad(np.isfinite(cutout) | component, 1)
-        known = np.pad(np.where(component, 0.0, np.nan_to_num(cutout)), 1)
-        unknown_index = np.pad(-np.ones(cutout.shape, int), 1, constant_values=-1)
-        unknown_index[1:-1, 1:-1][component] = np.arange(component.sum())
-        blocks, constants = [], []
-        for stencil in (laplacian_stencil, *membrane_stencils):
-            centre = domain.copy()
-            for shift_row, shift_col, _ in stencil:
-                centre &= np.roll(domain, (-shift_row, -shift_col), axis=(0, 1))
-            centre[[0, -1], :] = centre[:, [0, -1]] = False
-            centre_rows, centre_cols = np.nonzero(centre)
-            row_ids, column_ids, coefficients = [], [], []
-            constant = np.zeros(centre_rows.size)
-            for shift_row, shift_col, weight in stencil:
-                ids = unknown_index[centre_rows + shift_row, centre_cols + shift_col]
-                is_unknown = ids >= 0
-                row_ids.append(np.flatnonzero(is_unknown))
-                column_ids.append(ids[is_unknown])
-                coefficients.append(np.full(int(is_unknown.sum()), weight))
-                constant += weight * np.where(
-                    is_unknown, 0.0, known[centre_rows + shift_row, centre_cols + shift_col]
-                )
-            entries = (np.concatenate(row_ids), np.concatenate(column_ids))
-            blocks.append(sparse.csr_matrix((np.concatenate(coefficients), entries),
-                                            shape=(centre_rows.size, int(component.sum()))))
-            constants.append(constant)
-        operator = sparse.vstack(blocks).tocsr()
-        constant = np.concatenate(constants)
-        normal = (operator.T @ operator + 1e-12 * sparse.identity(operator.shape[1])).tocsc()
-        solution = spsolve(normal, -(operator.T @ constant))
-        window_fill = filled[window]
-        window_fill[component] = solution
+    blocks, constants = [], []
+    for stencil in (laplacian_stencil, *membrane_stencils):
+        # Stencils that touch a hole: centred on a hole pixel or next to one.
+        centre_rows = np.concatenate([hole_rows - shift_row for shift_row, _, _ in stencil])
+        centre_cols = np.concatenate([hole_cols - shift_col for _, shift_col, _ in stencil])
+        # Unique centres through row-major indices of a grid one pixel wider on every side.
+        centres = np.unique((centre_rows + 1) * (n_cols + 2) + centre_cols + 1)
+        centre_rows, centre_cols = np.divmod(centres, n_cols + 2)
+        centre_rows, centre_cols = centre_rows - 1, centre_cols - 1
+        points = [(centre_rows + shift_row, centre_cols + shift_col, weight)
+                  for shift_row, shift_col, weight in stencil]
+        inside = np.ones(centres.size, bool)
+        for rows, cols, _ in points:
+            inside &= (rows >= 0) & (rows < n_rows) & (cols >= 0) & (cols < n_cols)
+        points = [(rows[inside], cols[inside], weight) for rows, cols, weight in points]
+        point_labels = np.stack([labels[rows, cols] for rows, cols, _ in points])
+        in_domain = np.all((point_labels > 0) | np.stack(
+            [np.isfinite(known[rows, cols]) for rows, cols, _ in points]), axis=0)
+        # A stencil that reaches into two holes belongs to neither (each hole is solved
+        # with the others outside its domain).
+        hole_label = point_labels.max(axis=0)
+        one_hole = np.all((point_labels == 0) | (point_labels == hole_label), axis=0)
+        keep = in_domain & one_hole
+        row_ids, column_ids, coefficients = [], [], []
+        constant = np.zeros(int(keep.sum()))
+        for rows, cols, weight in points:
+            is_unknown = labels[rows[keep], cols[keep]] > 0
+            ids = np.searchsorted(hole_indices, rows[keep] * n_cols + cols[keep])
+            row_ids.append(np.flatnonzero(is_unknown))
+            column_ids.append(ids[is_unknown])
+            coefficients.append(np.full(int(is_unknown.sum()), weight))
+            constant += weight * np.where(is_unknown, 0.0,
+                                          np.nan_to_num(known[rows[keep], cols[keep]]))
+        blocks.append(sparse.csr_matrix(
+            (np.concatenate(coefficients), (np.concatenate(row_ids), np.concatenate(column_ids))),
+            shape=(constant.size, hole_rows.size),
+        ))
+        constants.append(constant)
+    operator = sparse.vstack(blocks).tocsr()
+    constant = np.concatenate(constants)
+    normal = (operator.T @ operator + 1e-12 * sparse.identity(operator.shape[1])).tocsc()
+    filled[hole_rows, hole_cols] = spsolve(normal, -(operator.T @ constant))
     return filled
 
 
