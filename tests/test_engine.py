@@ -241,7 +241,8 @@ def test_device_options_are_checked_and_threads_restored(tiny_model):
 def test_biharmonic_solves_each_hole_on_its_own():
     _, data = power_law_map((64, 64), 10)
     first = disk_holes(data.shape, [(30, 24)], 5)
-    second = disk_holes(data.shape, [(30, 36)], 5) & ~ndimage.binary_dilation(first, np.ones((3, 3)))
+    gap = ndimage.binary_dilation(first, np.ones((3, 3)))
+    second = disk_holes(data.shape, [(30, 36)], 5) & ~gap
     assert ndimage.label(first | second, np.ones((3, 3)))[1] == 2
     both = biharmonic_fill(np.where(first | second, np.nan, data), first | second)
     alone = biharmonic_fill(np.where(first | second, np.nan, data), first)
