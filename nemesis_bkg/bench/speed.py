@@ -29,7 +29,7 @@ PAPER_CUTOUT = 96
 
 
 def _per_source_removal(data, holes, coverage, fwhm_pixels, model, device):
-    """Inpaint each connected hole alone on a 96x96 cutout, one network call each."""
+    """Inpaint each connected hole alone: the network once on the whole 96x96 cutout around it."""
     labels, count = ndimage.label(holes, structure=np.ones((3, 3), bool))
     background = data.copy()
     half = PAPER_CUTOUT // 2
@@ -40,7 +40,7 @@ def _per_source_removal(data, holes, coverage, fwhm_pixels, model, device):
         cols = slice(max(col - half, 0), min(col + half, data.shape[1]))
         own_hole = labels[rows, cols] == index
         filled, _ = inpaint_map(data[rows, cols], own_hole, coverage[rows, cols], fwhm_pixels,
-                                model=model, device=device, batch_size=1)
+                                model=model, device=device, batch_size=1, tile_size=PAPER_CUTOUT)
         background[rows, cols][own_hole] = filled[own_hole]
     return background, count
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import metrics
 
-__all__ = ["DESIGN_REFERENCE", "HEADLINE_MIN_SNR", "best_peers", "summarize"]
+__all__ = ["DESIGN_REFERENCE", "HEADLINE_MIN_SNR", "band_averaged_ratios", "best_peers",
+           "summarize"]
 
 #: Sources with at least this true peak SNR make the headline flux figures.
 HEADLINE_MIN_SNR = 10.0
@@ -211,6 +212,72 @@ def best_peers(
     return best
 
 
+def band_averaged_ratios(maps: list[dict], hole_set: str, *, ours: str,
+                         peers: Iterable[str]) -> dict:
+    """
+    In-hole RMS error averaged per group of maps, and our ratio to each peer.
+
+    The groups are the simulated maps of each band and the real-background
+    maps together; each group's figure is the mean over its maps of the
+    in-hole RMS / noise. The issue's accuracy targets are averaged this way
+    "over the six bands and over the real-background maps".
+
+    Parameters
+    ----------
+    maps : list of dict
+        Per-map entries of a benchmark run (suite maps only).
+    hole_set : str
+    ours : str
+    peers : iterable of str
+        Background methods to compare with.
+
+    Returns
+    -------
+    dict
+        ``groups``: group -> ``{"n_maps", "rms": {method: mean}}``;
+        ``ratios``: peer -> ``{"per_group": {group: ours / peer},
+        "mean_of_ratios", "ratio_of_means"}`` (the mean over groups of the
+        per-group ratios, and the ratio of the means over groups).
+
+    Examples
+    --------
+    >>> rms = lambda value: {"in_hole_rms_over_noise": value}
+    >>> entry = lambda family, band, a, b: {"family": family, "band": band, "holes": {"true": {
+    ...     "methods": {"ours": rms(a), "peer": rms(b)}}}}
+    >>> maps = [entry("simulated", "pacs70", 1.0, 2.0), entry("real", "pacs70", 3.0, 3.0)]
+    >>> band_averaged_ratios(maps, "true", ours="ours", peers=["peer"])["ratios"]["peer"]
+    {'per_group': {'pacs70': 0.5, 'real': 1.0}, 'mean_of_ratios': 0.75, 'ratio_of_means': 0.8}
+    """
+    values: dict = defaultdict(lambda: defaultdict(list))
+    for map_entry in maps:
+        methods = map_entry["holes"].get(hole_set, {}).get("methods")
+        if methods is None:
+            continue
+        group = "real" if map_entry["family"] == "real" else map_entry["band"]
+        for name, entry in methods.items():
+            if entry.get("in_hole_rms_over_noise") is not None and not entry.get("error"):
+                values[group][name].append(entry["in_hole_rms_over_noise"])
+    groups = {
+        group: {"n_maps": max(len(v) for v in by_method.values()),
+                "rms": {name: float(np.mean(v)) for name, v in by_method.items()}}
+        for group, by_method in sorted(values.items())
+    }
+    ratios = {}
+    for peer in peers:
+        shared = [g for g, entry in groups.items() if ours in entry["rms"] and peer in entry["rms"]
+                  and entry["rms"][peer] > 0]
+        if not shared:
+            continue
+        per_group = {g: groups[g]["rms"][ours] / groups[g]["rms"][peer] for g in shared}
+        ratios[peer] = {
+            "per_group": per_group,
+            "mean_of_ratios": float(np.mean(list(per_group.values()))),
+            "ratio_of_means": float(np.mean([groups[g]["rms"][ours] for g in shared])
+                                    / np.mean([groups[g]["rms"][peer] for g in shared])),
+        }
+    return {"groups": groups, "ratios": ratios}
+
+
 def _reference_summary(maps: list[dict]) -> dict:
     per_method = defaultdict(list)
     for map_entry in maps:
@@ -251,7 +318,8 @@ def summarize(
     dict
         Per hole set (simulated and real maps): ``methods`` (name -> its
         summary; flux figures over the sources in a hole, the same for
-        every method), ``best_peer`` (see `best_peers`), the masking
+        every method), ``band_averaged`` (see `band_averaged_ratios`),
+        ``best_peer`` (see `best_peers`), the masking
         figures and the fraction of sources in a hole per SNR bin; ``reference``: the
         design note's case, mean in-hole RMS over seeds in units of the
         background's std, next to the note's figures. The masking figures
@@ -279,8 +347,11 @@ def summarize(
             and map_entry["family"] == "simulated"
         ]
         masking = [map_entry["holes"][hole_set]["masking"] for map_entry in simulated]
+        peers = [name for name in method_summaries
+                 if name != ours and name not in exclude and name not in photometry_only]
         summary[hole_set] = {
             "methods": method_summaries,
+            "band_averaged": band_averaged_ratios(suite_maps, hole_set, ours=ours, peers=peers),
             "best_peer": best_peers(
                 method_summaries, ours=ours, exclude=exclude, photometry_only=photometry_only
             ),
