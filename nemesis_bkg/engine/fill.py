@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 from scipy.sparse.linalg import spsolve
+from scipy.spatial.distance import cdist
 
 __all__ = ["biharmonic_fill", "classical_fill", "fit_generalized_covariance", "kriging_fill"]
 
@@ -34,9 +35,6 @@ def _check_inputs(data, hole_mask):
     return data, hole_mask
 
 
-def _distances(points, others):
-    """Euclidean distances between two sets of (row, col) points."""
-    return np.hypot(*np.moveaxis(points[:, None, :] - others[None, :, :], -1, 0))
 
 
 def _covariance_sign(exponent: float) -> float:
@@ -178,7 +176,7 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     points, targets = points - origin, targets - origin
     size = len(points)
     sign = _covariance_sign(exponent)
-    covariance = sign * amplitude * _distances(points, points) ** exponent
+    covariance = sign * amplitude * cdist(points, points) ** exponent
     covariance[np.arange(size), np.arange(size)] += nugget
     # Scaled to order one: the drift rows stay comparable to the covariance block.
     norm = float(np.max(np.abs(covariance)))
@@ -187,7 +185,7 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     system[:size, size:] = np.column_stack([np.ones(size), points])
     system[size:, :size] = system[:size, size:].T
     right = np.empty((size + 3, len(targets)))
-    right[:size] = sign * amplitude * _distances(points, targets) ** exponent / norm
+    right[:size] = sign * amplitude * cdist(points, targets) ** exponent / norm
     right[size:] = np.column_stack([np.ones(len(targets)), targets]).T
     with warnings.catch_warnings():
         # Conditioning points on one line (a hole against a straight no-coverage edge)
