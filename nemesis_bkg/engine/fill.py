@@ -213,9 +213,11 @@ def _trend_fill(points, values, targets, *, nugget):
     target_design = np.column_stack([np.ones(len(targets)), targets - origin])
     if len(points) < 3 or np.linalg.matrix_rank(design) < 3:
         design, target_design = design[:, :1], target_design[:, :1]
-    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
+    # Fitted around the mean, so that a constant is reproduced exactly.
+    level = np.mean(values)
+    coefficients, *_ = np.linalg.lstsq(design, values - level, rcond=None)
     leverage = np.sum(target_design @ np.linalg.pinv(design.T @ design) * target_design, axis=1)
-    return target_design @ coefficients, nugget * (1 + leverage)
+    return level + target_design @ coefficients, nugget * (1 + leverage)
 
 
 def kriging_fill(
