@@ -93,7 +93,9 @@ def fit_generalized_covariance(
             finite = np.isfinite(second_differences)
             squares += float(np.sum(np.square(second_differences[finite])))
             count += int(finite.sum())
-        if count >= 8:
+        # A lag with no variation at all (a map of zeros but a pixel) would get an
+        # infinite weight in the relative fit: it is left out.
+        if count >= 8 and squares > 0:
             lags.append(lag)
             mean_squares.append(squares / count)
             weights.append(np.sqrt(count))
@@ -114,8 +116,9 @@ def fit_generalized_covariance(
     a11 = np.sum(power_columns**2, axis=0)
     b0, b1 = constant_column @ weights, weights @ power_columns
     determinant = a00 * a11 - a01**2
-    white = (a11 * b0 - a01 * b1) / determinant
-    power = (a00 * b1 - a01 * b0) / determinant
+    with np.errstate(divide="ignore", invalid="ignore"):
+        white = (a11 * b0 - a01 * b1) / determinant
+        power = (a00 * b1 - a01 * b0) / determinant
     no_white = white < 0
     white = np.where(no_white, 0.0, white)
     power = np.where(no_white, np.maximum(b1 / a11, 0.0), power)
@@ -124,7 +127,10 @@ def fit_generalized_covariance(
     power = np.where(no_power, 0.0, power)
     residuals = (constant_column[:, None] * white[None, :] + power_columns * power[None, :]
                  - weights[:, None])
-    best = int(np.argmin(np.sum(residuals**2, axis=0)))
+    misfit = np.sum(residuals**2, axis=0)
+    if not np.isfinite(misfit).any():
+        return (float(np.mean(mean_squares) * scale / 6.0), 0.0, 1.0)
+    best = int(np.nanargmin(np.where(np.isfinite(misfit), misfit, np.nan)))
     exponent = float(_COVARIANCE_EXPONENTS[best])
     # Second differences of white noise have 6 times its variance; those of the power
     # covariance |2**(a+1) - 8| times its amplitude.
@@ -176,28 +182,35 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     points, targets = points - origin, targets - origin
     size = len(points)
     sign = _covariance_sign(exponent)
-    covariance = sign * amplitude * cdist(points, points) ** exponent
-    covariance[np.arange(size), np.arange(size)] += nugget
+    # In units of the amplitude (the weights do not depend on it), so that no
+    # value of the map can overflow the system.
+    noise_ratio = nugget / amplitude
+    covariance = sign * cdist(points, points) ** exponent
+    covariance[np.arange(size), np.arange(size)] += noise_ratio
     # Scaled to order one: the drift rows stay comparable to the covariance block.
     norm = float(np.max(np.abs(covariance)))
+    if not (np.isfinite(norm) and norm > 0):
+        return None
     system = np.zeros((size + 3, size + 3))
     system[:size, :size] = covariance / norm
     system[:size, size:] = np.column_stack([np.ones(size), points])
     system[size:, :size] = system[:size, size:].T
     right = np.empty((size + 3, len(targets)))
-    right[:size] = sign * amplitude * cdist(points, targets) ** exponent / norm
+    right[:size] = sign * cdist(points, targets) ** exponent / norm
     right[size:] = np.column_stack([np.ones(len(targets)), targets]).T
     with warnings.catch_warnings():
         # Conditioning points on one line (a hole against a straight no-coverage edge)
-        # leave the plane undetermined: the caller falls back to the mean.
+        # leave the plane undetermined: the caller falls back to the plane or the mean.
         warnings.simplefilter("ignore", LinAlgWarning)
         weights = lu_solve(lu_factor(system), right)
     if not np.all(np.isfinite(weights)):
         return None
     prediction = weights[:size].T @ values
     # The generalised covariance is 0 at lag 0, so the variance is minus the
-    # weighted right-hand side (in the scaled units, hence the norm).
-    variance = np.maximum(-norm * np.sum(weights * right, axis=0), 0.0)
+    # weighted right-hand side (in the scaled units, hence the norm and amplitude).
+    variance = amplitude * norm * np.maximum(-np.sum(weights * right, axis=0), 0.0)
+    if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(variance))):
+        return None
     return prediction, variance
 
 
