@@ -10,6 +10,7 @@ the number of holes, not with the map size.
 from __future__ import annotations
 
 import warnings
+import zlib
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -263,7 +264,9 @@ def kriging_fill(
     max_points : int, optional
         Most conditioning pixels per hole (speed).
     seed : int, optional
-        Seed of the subsampling of the conditioning pixels.
+        Seed of the subsampling of the conditioning pixels (combined with
+        each hole's shape, so that a hole's fill does not depend on the
+        other holes).
 
     Returns
     -------
@@ -286,7 +289,6 @@ def kriging_fill(
     data, hole_mask = _check_inputs(data, hole_mask)
     if fwhm_pixels <= 0:
         raise ValueError("fwhm_pixels must be positive")
-    rng = np.random.default_rng(seed)
     filled = data.copy()
     filled[hole_mask] = np.nan
     variance = np.zeros_like(data)
@@ -294,6 +296,10 @@ def kriging_fill(
     margin = int(np.ceil(2 * ring_width)) + 2
     usable_map = np.isfinite(data) & ~hole_mask
     for component, window in _component_windows(hole_mask, margin):
+        # Each hole's subsample is seeded by the hole's own shape, so that its fill does
+        # not depend on the other holes of the map (a chunk of a mosaic sees fewer).
+        rng = np.random.default_rng([seed, zlib.crc32(np.packbits(component).tobytes()),
+                                     *component.shape])
         usable = usable_map[window]
         hole_radius = np.sqrt(component.sum() / np.pi)
         width = max(ring_width, 0.5 * hole_radius)
