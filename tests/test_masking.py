@@ -17,6 +17,7 @@ from nemesis_bkg.masking import (
     build_source_mask,
     hole_radius,
 )
+from nemesis_bkg.masking.result import FLAG_TENTATIVE
 
 FWHM = 3.5
 SIGMA = FWHM / np.sqrt(8 * np.log(2))
@@ -154,8 +155,10 @@ def test_close_pair_holes_merge():
     shape = (96, 96)
     data = gaussians(shape, [(44.0, 48.0), (44.0 + 1.8 * FWHM, 48.0)], [80.0, 60.0])
     result = build_source_mask(data + noise(shape), FWHM)
-    assert len(result.catalog) == 2
-    assert np.all(result.catalog["flags"] & FLAG_MERGED)
+    # A noise peak lifted by the pair's over-subtraction is masked too, flagged tentative.
+    sources = result.catalog[(result.catalog["flags"] & FLAG_TENTATIVE) == 0]
+    assert len(sources) == 2
+    assert np.all(sources["flags"] & FLAG_MERGED)
 
 
 def test_faint_companion_of_a_bright_source_gets_a_hole():

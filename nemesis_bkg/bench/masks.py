@@ -6,6 +6,9 @@ Herschel-like maps in all six bands and three regimes, and the real maps of
 ``../shared/data/real_maps`` as backgrounds with injected sources), plus one
 noise-limited map per band (a faint background whose standard deviation
 equals the noise, where the detector rather than the sky sets the limit),
+and the same noise-limited maps with the sources seen through the
+simulator's Herschel-like beam (elongated core, sidelobe ring; masked once
+with the Gaussian hole rule and once with that beam given as ``psf``),
 the masks of `~nemesis_bkg.masking.build_source_mask` are scored against
 the truth:
 
@@ -17,12 +20,15 @@ completeness
     beams added in quadrature), which is what limits any detector on
     bright, structured backgrounds (the annulus SNR of the method paper).
 leftover flux
-    For masked sources, the injected flux on covered pixels outside the
-    holes, against the 1-sigma white noise of a beam-sized aperture
+    For masked sources, the injected flux (through the beam the sources
+    were injected with) on covered pixels outside the holes, against the
+    1-sigma white noise of a beam-sized aperture
     (``noise * sqrt(1.133 FWHM**2)``); the figure is the fraction of masked
     sources below it, for all masked sources and for those with a hole of
     their own (a catalogue entry within half a beam; the others are faint
-    sources that merely fall inside a brighter neighbour's hole).
+    sources that merely fall inside a brighter neighbour's hole), and for
+    masked sources of local SNR >= 5 (those a detector can tell from the
+    background's structure).
 false holes
     Holes (8-connected) holding no injected source, and, more leniently,
     holding neither an injected source nor a compact peak of the original
@@ -50,6 +56,7 @@ from scipy.spatial import cKDTree
 
 from nemesis_bkg.masking.detection import FWHM_TO_SIGMA, hessian, minor_curvature
 from nemesis_bkg.masking.noise import local_noise
+from nemesis_bkg.simulate.beams import Beam, gaussian_beam
 
 __all__ = ["TARGETS", "format_mask_report", "run_mask_benchmark"]
 
@@ -87,21 +94,21 @@ def _local_snr(bench_map, peak: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.
     return peak / np.hypot(bench_map.noise_std, structure[rows, cols])
 
 
-def _leftover_flux(hole_mask, coverage, x, y, peak, fwhm) -> np.ndarray:
-    """Flux of each (Gaussian) source on covered pixels outside the holes."""
-    sigma = FWHM_TO_SIGMA * fwhm
-    half = int(np.ceil(6 * sigma)) + 1
-    leftover = np.empty(x.size)
+def _leftover_flux(hole_mask, coverage, x, y, peak, beam: Beam) -> np.ndarray:
+    """Flux of each source, seen through ``beam``, on covered pixels outside the holes."""
+    half = beam.stamp_radius
+    shape = hole_mask.shape
+    leftover = np.zeros(x.size)
     for index, (centre_x, centre_y, amplitude) in enumerate(zip(x, y, peak, strict=True)):
-        y0 = max(int(centre_y) - half, 0)
-        x0 = max(int(centre_x) - half, 0)
-        rows = np.arange(y0, min(int(centre_y) + half + 1, hole_mask.shape[0]))
-        cols = np.arange(x0, min(int(centre_x) + half + 1, hole_mask.shape[1]))
-        profile = amplitude * np.outer(np.exp(-0.5 * ((rows - centre_y) / sigma) ** 2),
-                                       np.exp(-0.5 * ((cols - centre_x) / sigma) ** 2))
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        outside = ~hole_mask[box] & coverage[box]
-        leftover[index] = profile[outside].sum()
+        col, row = int(np.round(centre_x)), int(np.round(centre_y))
+        top, bottom = max(row - half, 0), min(row + half + 1, shape[0])
+        left, right = max(col - half, 0), min(col + half + 1, shape[1])
+        if top >= bottom or left >= right:
+            continue
+        stamp = amplitude * beam.stamp(centre_x - col, centre_y - row)
+        stamp = stamp[top - row + half:bottom - row + half, left - col + half:right - col + half]
+        outside = ~hole_mask[top:bottom, left:right] & coverage[top:bottom, left:right]
+        leftover[index] = stamp[outside].sum()
     return leftover
 
 
@@ -140,13 +147,18 @@ def _false_holes(hole_mask, bench_map, x, y) -> dict:
     }
 
 
-def score_map(bench_map) -> dict:
+def score_map(bench_map, *, beam: Beam | None = None, psf: np.ndarray | None = None) -> dict:
     """
     Mask one map of the suite and score the holes against its truth.
 
     Parameters
     ----------
     bench_map : `~nemesis_bkg.bench.suite.BenchMap`
+    beam : `~nemesis_bkg.simulate.beams.Beam`, optional
+        The beam the sources were injected with; default a circular
+        Gaussian of the map's FWHM.
+    psf : ndarray, optional
+        Beam image handed to the masking (``psf=``); default its Gaussian rule.
 
     Returns
     -------
@@ -166,7 +178,7 @@ def score_map(bench_map) -> dict:
     fwhm = bench_map.fwhm_pixels
 
     start = time.perf_counter()
-    source_mask = build_source_mask(bench_map.data, fwhm)
+    source_mask = build_source_mask(bench_map.data, fwhm, psf=psf)
     seconds = time.perf_counter() - start
     holes = source_mask.mask
 
@@ -175,7 +187,7 @@ def score_map(bench_map) -> dict:
     masked = holes[rows, cols]
     aperture_noise = bench_map.noise_std * np.sqrt(1.133 * fwhm**2)
     leftover = _leftover_flux(holes, bench_map.coverage, x[masked], y[masked], peak[masked],
-                              fwhm)
+                              gaussian_beam(fwhm) if beam is None else beam)
     # Sources with a hole of their own (a catalogue entry within half a beam), as opposed
     # to faint ones that merely fall inside a brighter neighbour's hole.
     own = np.zeros(x.size, dtype=bool)
@@ -188,13 +200,15 @@ def score_map(bench_map) -> dict:
     n_filament = int(filament.sum())
     # Holes a perfect detector would cut (true positions, the same radius rule):
     # the filament pixels they cover are lost to the sources sitting on filaments.
-    perfect = disc_mask(holes.shape, x, y, hole_radius(peak_snr, fwhm))
+    perfect = disc_mask(holes.shape, x, y, hole_radius(peak_snr, fwhm, psf=psf))
     covered = int(bench_map.coverage.sum())
+    with_psf = psf is not None
     return {
-        "name": bench_map.spec.name,
+        "name": bench_map.spec.name + (" (psf holes)" if with_psf else ""),
         "family": bench_map.spec.family,
         "band": bench_map.spec.band,
-        "regime": bench_map.spec.regime,
+        "regime": bench_map.spec.regime + (", psf holes" if with_psf else ""),
+        "beam": "gaussian" if beam is None or beam.is_gaussian else "herschel-like",
         "shape": list(holes.shape),
         "fwhm_pixels": fwhm,
         "seconds": seconds,
@@ -223,6 +237,7 @@ def _summary(scores: list[dict]) -> dict:
     masked = np.concatenate([s["masked"] for s in scores])
     leftover_ok = np.concatenate([s["leftover_ok"] for s in scores])
     own_hole = np.concatenate([s["own_hole"] for s in scores])
+    detectable = np.concatenate([s["local_snr"][s["masked"]] for s in scores]) >= 5
 
     def fraction(selected):
         return float(masked[selected].mean()) if selected.any() else float("nan")
@@ -239,6 +254,8 @@ def _summary(scores: list[dict]) -> dict:
         "leftover_ok_fraction": float(leftover_ok.mean()) if leftover_ok.size else float("nan"),
         "leftover_ok_own_hole_fraction": (float(leftover_ok[own_hole].mean()) if own_hole.any()
                                           else float("nan")),
+        "leftover_ok_local_snr5_fraction": (float(leftover_ok[detectable].mean())
+                                            if detectable.any() else float("nan")),
         "n_holes": n_holes,
         "hole_without_source_fraction": (sum(s["n_without_source"] for s in scores) / n_holes
                                          if n_holes else float("nan")),
@@ -256,6 +273,36 @@ def _summary(scores: list[dict]) -> dict:
     }
 
 
+def _noise_limited_map(spec, *, realistic_beam: bool):
+    """A noise-limited simulated map of ``spec`` and the beam its sources were injected with."""
+    from nemesis_bkg.simulate import simulate_map
+
+    from .suite import BenchMap
+
+    sim = simulate_map(spec.shape, instrument=spec.band, regime="cirrus",
+                       background_contrast=NOISE_LIMITED_CONTRAST, n_sources=spec.n_sources,
+                       realistic_beam=realistic_beam, seed=spec.seed)
+    image = np.array(sim.data.data, dtype=float)
+    coverage = np.asarray(sim.coverage, dtype=bool) & np.isfinite(image)
+    bench_map = BenchMap(spec=spec, data=sim.data, image=image,
+                         true_background=np.asarray(sim.background, dtype=float),
+                         coverage=coverage, noise_std=float(sim.noise_std),
+                         fwhm_pixels=float(sim.fwhm_pixels), catalog=sim.catalog,
+                         filament_mask=np.asarray(sim.filament_mask, dtype=bool))
+    return bench_map, sim.beam
+
+
+def _noise_limited_specs(regime: str, *, quick: bool, seed: int, seed_offset: int):
+    """One noise-limited map spec per band, named after ``regime``."""
+    from .suite import BANDS, MapSpec
+
+    side = 256 if quick else NOISE_LIMITED_SIDE
+    n_sources = max(int(NOISE_LIMITED_SOURCES * (side / NOISE_LIMITED_SIDE) ** 2), 10)
+    return [MapSpec(f"{band}-{regime}-{side}", "simulated", band, regime, (side, side),
+                    n_sources, seed * 1000 + seed_offset + index)
+            for index, band in enumerate(BANDS)]
+
+
 def noise_limited_maps(*, quick: bool = False, seed: int = 0):
     """
     One noise-limited simulated map per band, as suite maps.
@@ -271,25 +318,31 @@ def noise_limited_maps(*, quick: bool = False, seed: int = 0):
     ------
     `~nemesis_bkg.bench.suite.BenchMap`
     """
-    from nemesis_bkg.simulate import simulate_map
+    for spec in _noise_limited_specs("noise-limited", quick=quick, seed=seed, seed_offset=500):
+        yield _noise_limited_map(spec, realistic_beam=False)[0]
 
-    from .suite import BANDS, BenchMap, MapSpec
 
-    side = 256 if quick else NOISE_LIMITED_SIDE
-    n_sources = max(int(NOISE_LIMITED_SOURCES * (side / NOISE_LIMITED_SIDE) ** 2), 10)
-    for index, band in enumerate(BANDS):
-        spec = MapSpec(f"{band}-noise-limited-{side}", "simulated", band, "noise-limited",
-                       (side, side), n_sources, seed * 1000 + 500 + index)
-        sim = simulate_map(spec.shape, instrument=band, regime="cirrus",
-                           background_contrast=NOISE_LIMITED_CONTRAST, n_sources=n_sources,
-                           seed=spec.seed)
-        image = np.array(sim.data.data, dtype=float)
-        coverage = np.asarray(sim.coverage, dtype=bool) & np.isfinite(image)
-        yield BenchMap(spec=spec, data=sim.data, image=image,
-                       true_background=np.asarray(sim.background, dtype=float),
-                       coverage=coverage, noise_std=float(sim.noise_std),
-                       fwhm_pixels=float(sim.fwhm_pixels), catalog=sim.catalog,
-                       filament_mask=np.asarray(sim.filament_mask, dtype=bool))
+def realistic_beam_maps(*, quick: bool = False, seed: int = 0):
+    """
+    Noise-limited maps whose sources are seen through a Herschel-like beam.
+
+    The beam (`~nemesis_bkg.simulate.beams.herschel_like_beam`) has a core
+    elongated by 3 to 15 % and a sidelobe ring about 1.6 FWHM out (three
+    lobes at 3 % of the peak for PACS, a round ring at 1.5 % for SPIRE).
+
+    Parameters
+    ----------
+    quick, seed
+        As for `noise_limited_maps`.
+
+    Yields
+    ------
+    bench_map : `~nemesis_bkg.bench.suite.BenchMap`
+    beam : `~nemesis_bkg.simulate.beams.Beam`
+        The beam of its sources; ``beam.stamp(0, 0)`` is its PSF image.
+    """
+    for spec in _noise_limited_specs("realistic-beam", quick=quick, seed=seed, seed_offset=600):
+        yield _noise_limited_map(spec, realistic_beam=True)
 
 
 def time_large_map(*, seed: int = 0, repeats: int = TIMING_REPEATS) -> dict:
@@ -330,8 +383,8 @@ def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = 
     Parameters
     ----------
     quick : bool, optional
-        Two 256x256 maps per band (one of the suite's regimes in turn, one
-        noise-limited) and no real maps.
+        Three 256x256 maps per band (one of the suite's regimes in turn, one
+        noise-limited, one with the Herschel-like beam) and no real maps.
     seed : int, optional
         Seed of the suite.
     real_maps : bool, optional
@@ -340,8 +393,9 @@ def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = 
     Returns
     -------
     dict
-        ``maps`` (per-map figures), ``by_regime`` and ``overall``
-        (pooled figures), ``timing``, ``targets``.
+        ``maps`` (per-map figures), ``by_regime`` and ``overall`` (pooled
+        figures; ``overall`` over the Gaussian-beam sets), ``timing``,
+        ``targets``.
 
     Examples
     --------
@@ -358,6 +412,9 @@ def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = 
              if spec.family != "reference"]
     scores = [score_map(build_map(spec)) for spec in specs]
     scores += [score_map(bench_map) for bench_map in noise_limited_maps(quick=quick, seed=seed)]
+    for bench_map, beam in realistic_beam_maps(quick=quick, seed=seed):
+        scores += [score_map(bench_map, beam=beam),
+                   score_map(bench_map, beam=beam, psf=beam.stamp(0.0, 0.0))]
 
     groups = {}
     for score in scores:
@@ -369,7 +426,7 @@ def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = 
     return {
         "maps": per_map,
         "by_regime": {key: _summary(group) for key, group in groups.items()},
-        "overall": _summary(scores),
+        "overall": _summary([score for score in scores if score["beam"] == "gaussian"]),
         "timing": time_large_map(seed=seed),
         "targets": dict(TARGETS),
         "real_maps_used": [str(path) for path in paths],
@@ -397,16 +454,19 @@ def format_mask_report(results: dict) -> str:
     lines = ["# Compact-source masks: benchmark", ""]
     columns = ["set", "maps", "compl. SNR>=5", "compl. SNR>=10", "compl. local SNR>=5",
                "compl. local SNR>=10", "leftover ok (all masked)", "leftover ok (own hole)",
+               "leftover ok (local SNR>=5)",
                "holes", "holes w/o injected src", "false holes", "filament px masked",
                "of which unavoidable", "excess", "map masked"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    rows = list(results["by_regime"].items()) + [("**all**", results["overall"])]
+    rows = list(results["by_regime"].items()) + [("**all, Gaussian beams**",
+                                                  results["overall"])]
     for name, s in rows:
         if not s:
             continue
         values = [name, str(s["n_maps"])] + [_percent(s[key]) for key in (
             "completeness_snr5", "completeness_snr10", "completeness_local_snr5",
-            "completeness_local_snr10", "leftover_ok_fraction", "leftover_ok_own_hole_fraction")]
+            "completeness_local_snr10", "leftover_ok_fraction", "leftover_ok_own_hole_fraction",
+            "leftover_ok_local_snr5_fraction")]
         values += [str(s["n_holes"])] + [_percent(s[key]) for key in (
             "hole_without_source_fraction", "false_hole_fraction", "filament_masked_fraction",
             "filament_masked_perfect_fraction", "filament_masked_excess_fraction",

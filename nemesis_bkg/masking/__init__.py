@@ -21,15 +21,18 @@ Examples
 """
 
 from .core import SourceMasker, build_source_mask
-from .holes import hole_radius
-from .result import FLAG_EDGE, FLAG_MERGED, FLAG_PROTECTED, SourceMask
+from .holes import beam_excess, hole_radius, psf_profile
+from .result import FLAG_EDGE, FLAG_MERGED, FLAG_PROTECTED, FLAG_TENTATIVE, SourceMask
 
 __all__ = [
     "FLAG_EDGE",
     "FLAG_MERGED",
     "FLAG_PROTECTED",
+    "FLAG_TENTATIVE",
     "SourceMask",
     "SourceMasker",
+    "beam_excess",
     "build_source_mask",
     "hole_radius",
+    "psf_profile",
 ]

@@ -16,11 +16,21 @@ Companions
     first pass. Its flux would then spill out of the bright source's hole.
     So the beams fitted in the first pass are subtracted and the Laplacian
     is recomputed on a window around each detected source (never on the
-    whole map); peaks found there are measured on the source-subtracted
-    map and kept when compact, exactly as in the first pass, and when
-    brighter than `MIN_CONTRAST` times their neighbour: fainter ones cannot
-    be told from the subtraction's residuals (amplitude errors of blends,
-    beams that are not exactly Gaussian).
+    whole map). Peaks found there are measured on the source-subtracted map
+    and kept when compact, exactly as in the first pass, and when brighter
+    than what subtracting their neighbour may have left there
+    (`companion_floor`): `MIN_CONTRAST` times the residual of
+    a fitted Gaussian's small errors in amplitude, centre and width, which
+    falls with distance as the beam does, plus `BEAM_EXCESS_FACTOR` times
+    what the beam puts above a Gaussian there (its sidelobes, when its
+    image is given). Without a beam image the beam is taken as Gaussian,
+    as in the hole rule: the sidelobes of a bright source seen through a
+    real beam may then come out as companions (they get holes, merged with
+    the source's). Peaks that pass the detection threshold only without
+    the allowance for their neighbour's fitting error (`AMPLITUDE_ERROR`:
+    the moat an over-subtracted source leaves in the Laplacian lifts noise
+    peaks around it) are kept as *tentative*: masked, since a companion
+    left out spills its flux, but flagged as possibly no source.
 """
 
 from __future__ import annotations
@@ -42,9 +52,12 @@ from .detection import (
 )
 
 __all__ = [
+    "AMPLITUDE_ERROR",
+    "BEAM_EXCESS_FACTOR",
     "MAX_BLEND_LENGTH",
     "MIN_CONTRAST",
     "Companions",
+    "companion_floor",
     "find_companions",
     "is_compact",
     "joint_amplitudes",
@@ -52,8 +65,18 @@ __all__ = [
     "subtract_beams",
 ]
 
-#: Least amplitude of a companion relative to the source it was found next to.
+#: Least amplitude of a companion relative to the source it was found next to,
+#: where that source's beam is at its peak (see `companion_floor`).
 MIN_CONTRAST = 0.1
+
+#: A companion must outshine the beam's own excess over a Gaussian (sidelobes)
+#: at its distance by this factor.
+BEAM_EXCESS_FACTOR = 2.0
+
+#: Fractional error of a first-pass amplitude allowed for in the companions'
+#: detection: isolated Gaussian sources of SNR 30 to 3000 come out up to 6 %
+#: off (sub-pixel position, local background).
+AMPLITUDE_ERROR = 0.05
 
 #: Longest blob (FWHM along its flattest direction, in beams) still taken for an
 #: unresolved pair when it is beam-like across.
@@ -242,6 +265,67 @@ def is_compact(measured: CandidateMeasurements, max_size_ratio: float) -> np.nda
     return (measured.size_ratio <= 1.0) | pair
 
 
+def companion_floor(
+    distance: np.ndarray,
+    sigma_beam: float,
+    *,
+    beam_excess: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """
+    Least amplitude of a companion, relative to its neighbour's, at ``distance``.
+
+    A fitted Gaussian beam subtracted with small errors in amplitude, centre
+    and width leaves residuals of the order of the beam and of its first
+    and second derivatives in those parameters: at most about
+    ``g (1 + u)``, with ``u = d**2 / sigma**2`` and ``g = exp(-u / 2)``
+    the beam's profile, capped at 1; a companion must exceed `MIN_CONTRAST`
+    times that. Where the beam is not Gaussian, what it puts above the
+    Gaussian (``beam_excess``) is left too, and a companion must also
+    exceed `BEAM_EXCESS_FACTOR` times that.
+
+    Parameters
+    ----------
+    distance : ndarray
+        Distance from the neighbour's centre, pixels.
+    sigma_beam : float
+        Beam sigma in pixels.
+    beam_excess : tuple of ndarray, optional
+        Radii and outer envelope of the beam's excess over its Gaussian
+        (`~nemesis_bkg.masking.holes.beam_excess`); default none (a
+        Gaussian beam).
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.blends import companion_floor
+    >>> companion_floor(np.array([0.0, 3.0, 6.0]), 1.5).round(5)
+    array([0.1    , 0.06767, 0.00057])
+    """
+    scaled2 = (np.asarray(distance, dtype=float) / sigma_beam) ** 2
+    floor = MIN_CONTRAST * np.minimum(np.exp(-0.5 * scaled2) * (1.0 + scaled2), 1.0)
+    if beam_excess is not None and beam_excess[0].size:
+        radius, excess = beam_excess
+        floor = floor + BEAM_EXCESS_FACTOR * np.interp(distance, radius, excess, right=0.0)
+    return floor
+
+
+def _laplacian_of_beam(distance: np.ndarray, sigma_beam: float) -> np.ndarray:
+    """
+    Magnitude of the beam-scale Laplacian (as `hessian` gives it) of a unit Gaussian beam.
+
+    The beam smoothed at its own scale is a Gaussian of variance
+    ``2 sigma**2`` and half the peak; its Laplacian at distance ``d`` is
+    ``(1 - v) exp(-v) / (2 sigma**2)`` with ``v = d**2 / (4 sigma**2)``:
+    positive in the core, negative in the moat around it.
+    """
+    scaled2 = np.asarray(distance, dtype=float) ** 2 / (4.0 * sigma_beam**2)
+    return np.abs(1.0 - scaled2) * np.exp(-scaled2) / (2.0 * sigma_beam**2)
+
+
 @dataclass
 class Companions:
     """
@@ -253,11 +337,18 @@ class Companions:
         Sub-pixel positions.
     amplitude : ndarray
         Beam amplitude on the map with the first-pass sources subtracted.
+    tentative : ndarray of bool
+        Peaks that pass the detection threshold only without the allowance
+        for the neighbour's fitting error (`AMPLITUDE_ERROR`): faint
+        companions, or residuals of an over-subtracted neighbour. Masked
+        all the same (a hole too many costs little next to a bright
+        source's; a companion missed spills its flux), but flagged.
     """
 
     y: np.ndarray
     x: np.ndarray
     amplitude: np.ndarray
+    tentative: np.ndarray
 
 
 def find_companions(
@@ -275,6 +366,7 @@ def find_companions(
     max_size_ratio: float,
     search_radius: float,
     min_separation: float,
+    beam_excess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Companions:
     """
     Look for compact peaks around first-pass sources, on the source-subtracted map.
@@ -304,6 +396,8 @@ def find_companions(
     min_separation : float
         Peaks closer than this (pixels) to a first-pass source are its own
         subtraction residuals and are ignored.
+    beam_excess : tuple of ndarray, optional
+        The beam's excess over its Gaussian (see `companion_floor`).
 
     Returns
     -------
@@ -311,7 +405,7 @@ def find_companions(
     """
     half = int(np.ceil(search_radius))
     pad = int(np.ceil(4 * sigma_beam)) + 1
-    found_y, found_x, found_minor_snr = [], [], []
+    found_y, found_x, found_minor_snr, found_significance, found_fluctuation = [], [], [], [], []
     seen = set()
     shape = subtracted.shape
     for centre_y, centre_x in zip(np.round(y).astype(int), np.round(x).astype(int), strict=True):
@@ -335,21 +429,30 @@ def find_companions(
             noise = fluctuation[key] * laplacian_to_second
             found_minor_snr.append(
                 minor_curvature(h_xx[row, col], h_yy[row, col], h_xy[row, col]) / noise)
+            found_significance.append(significance[row, col])
+            # At the peak pixel: a refined position may round to a pixel off the map.
+            found_fluctuation.append(fluctuation[key])
             found_y.append(fine_rows[index] + outer[0].start)
             found_x.append(fine_cols[index] + outer[1].start)
     peak_y = np.array(found_y, dtype=float)
     peak_x = np.array(found_x, dtype=float)
-    neighbour = np.zeros(peak_y.size, dtype=int)
     if peak_y.size:
         distance, neighbour = cKDTree(np.column_stack([x, y])).query(
             np.column_stack([peak_x, peak_y]))
         keep = (distance >= min_separation) & (np.array(found_minor_snr) >= min_curvature_snr)
-        peak_y, peak_x, neighbour = peak_y[keep], peak_x[keep], neighbour[keep]
+        peak_y, peak_x = peak_y[keep], peak_x[keep]
+        neighbour, distance = neighbour[keep], distance[keep]
+        peak_significance = np.array(found_significance)[keep]
+        peak_fluctuation = np.array(found_fluctuation)[keep]
     if not peak_y.size:
         empty = np.zeros(0)
-        return Companions(empty, empty, empty)
+        return Companions(empty, empty, empty, np.zeros(0, dtype=bool))
+    # Less what a neighbour fitted AMPLITUDE_ERROR off leaves in the Laplacian.
+    moat = AMPLITUDE_ERROR * amplitude[neighbour] * _laplacian_of_beam(distance, sigma_beam)
+    tentative = peak_significance - moat / peak_fluctuation < threshold
     measured = measure_at(subtracted, valid, peak_y, peak_x, sigma_beam=sigma_beam,
                           max_size_ratio=max_size_ratio)
     keep = is_compact(measured, max_size_ratio) & (
-        measured.amplitude >= MIN_CONTRAST * amplitude[neighbour])
-    return Companions(peak_y[keep], peak_x[keep], measured.amplitude[keep])
+        measured.amplitude >= amplitude[neighbour]
+        * companion_floor(distance, sigma_beam, beam_excess=beam_excess))
+    return Companions(peak_y[keep], peak_x[keep], measured.amplitude[keep], tentative[keep])

@@ -56,12 +56,13 @@ from .detection import (
     refine_peaks,
     segment_significance,
 )
-from .holes import draw_disks, hole_radius
+from .holes import beam_excess, draw_disks, hole_radius, psf_profile
 from .noise import local_background, local_noise, second_difference_noise
 from .result import (
     FLAG_EDGE,
     FLAG_MERGED,
     FLAG_PROTECTED,
+    FLAG_TENTATIVE,
     SourceMask,
     empty_catalog,
     make_catalog,
@@ -116,6 +117,14 @@ class SourceMasker:
         A source's segment joins its hole only when it lies within this
         many hole radii of the centre (a segment reaching farther runs
         into extended structure, such as a filament's crest).
+    psf : array-like, optional
+        Image of the beam on the maps' pixel grid (odd sides, centred on
+        the middle pixel, any normalisation): holes then reach where the
+        beam's own radial profile, sidelobes and elongation included, falls
+        below ``k`` times the noise (see `hole_radius`), and what the beam
+        puts above a Gaussian (sidelobes) is not taken for faint companions
+        of bright sources (see `~nemesis_bkg.masking.blends`). Detection
+        still uses a Gaussian of the given FWHM. Default: a Gaussian beam.
 
     Notes
     -----
@@ -161,6 +170,7 @@ class SourceMasker:
         structure_box: float = 4.0,
         deblend: bool = True,
         segment_reach: float = 1.5,
+        psf: np.ndarray | None = None,
     ) -> None:
         for name, value in (("snr_threshold", snr_threshold), ("k", k),
                             ("max_size_ratio", max_size_ratio),
@@ -185,6 +195,9 @@ class SourceMasker:
         self.structure_box = float(structure_box)
         self.deblend = bool(deblend)
         self.segment_reach = float(segment_reach)
+        if psf is not None:
+            psf_profile(psf)  # fail here, not at the first image, on an unusable PSF
+        self.psf = None if psf is None else np.array(psf, dtype=float)
 
     def __call__(
         self,
@@ -195,6 +208,7 @@ class SourceMasker:
         catalog: Table | SkyCoord | None = None,
         regions: RegionsInput | None = None,
         protect: RegionsInput | None = None,
+        origin: tuple[int, int] = (0, 0),
     ) -> SourceMask:
         """
         Build the holes of one image.
@@ -214,6 +228,12 @@ class SourceMasker:
             Extra areas to mask (DS9 or CRTF file or regions objects).
         protect : `regions.Regions`, region or path, optional
             Areas never masked.
+        origin : tuple of int, optional
+            Position (row, column) of the image's pixel (0, 0) in a larger
+            map of which it is a cutout: the boxes of the background and
+            noise estimates then follow that map's box grid, so that the
+            cutout's holes away from its edges are those of the whole map
+            (`nemesis_bkg.parallel.remove_mosaic`).
 
         Returns
         -------
@@ -231,17 +251,19 @@ class SourceMasker:
                                                  shape, "protect")
 
         data = np.where(valid, image.data, np.nan)
-        background = local_background(data, max(int(np.ceil(3 * fwhm)), 5))
+        background = local_background(data, max(int(np.ceil(3 * fwhm)), 5), origin=origin)
         if image.error is not None:
             pixel_noise = _fill_invalid(image.error, valid)
         else:
-            pixel_noise = second_difference_noise(data, max(int(np.ceil(10 * fwhm)), 32))
+            pixel_noise = second_difference_noise(data, max(int(np.ceil(10 * fwhm)), 32),
+                                                  origin=origin)
         residual = _extend_into_gaps(data - background, valid)
 
         rows = _Rows()
         segmentation = None
         if detect:
-            segmentation = self._detect(residual, valid, pixel_noise, fwhm, protect_mask, rows)
+            segmentation = self._detect(residual, valid, pixel_noise, fwhm, protect_mask, rows,
+                                        origin)
         if catalog is not None:
             self._add_catalog(catalog, image, residual, valid, pixel_noise, fwhm, rows)
         user_regions = []
@@ -276,7 +298,7 @@ class SourceMasker:
                           background_rms=pixel_noise, fwhm_pixels=fwhm, wcs=image.wcs,
                           segmentation=segmentation, user_regions=user_regions)
 
-    def _significance(self, residual, valid, pixel_noise, sigma_beam):
+    def _significance(self, residual, valid, pixel_noise, sigma_beam, origin):
         """Hessian, Laplacian significance, and the fluctuation of the Laplacian."""
         hessian_maps = hessian(residual, sigma_beam)
         laplacian = -(hessian_maps[0] + hessian_maps[1])
@@ -285,7 +307,7 @@ class SourceMasker:
         if self.local_structure:
             box = max(int(np.ceil(self.structure_box * sigma_beam / FWHM_TO_SIGMA)), 8)
             fluctuation = np.maximum(
-                fluctuation, local_noise(np.where(valid, laplacian, np.nan), box))
+                fluctuation, local_noise(np.where(valid, laplacian, np.nan), box, origin=origin))
         significance = np.where(valid, laplacian / fluctuation, 0.0)
         return hessian_maps, laplacian, fluctuation, significance
 
@@ -309,10 +331,10 @@ class SourceMasker:
                 compact[retry] = is_compact(again, self.max_size_ratio)
         return compact, amplitude
 
-    def _detect(self, residual, valid, pixel_noise, fwhm, protect_mask, rows):
+    def _detect(self, residual, valid, pixel_noise, fwhm, protect_mask, rows, origin):
         sigma_beam = FWHM_TO_SIGMA * fwhm
         (h_xx, h_yy, h_xy), laplacian, fluctuation, significance = self._significance(
-            residual, valid, pixel_noise, sigma_beam)
+            residual, valid, pixel_noise, sigma_beam, origin)
         n_pixels = max(2, int(round(0.15 * 2 * np.pi * sigma_beam**2)))
         segmentation, peak_y, peak_x = segment_significance(
             significance, valid, threshold=self.snr_threshold, n_pixels=n_pixels)
@@ -341,27 +363,32 @@ class SourceMasker:
             min_curvature_snr=self.min_curvature_snr, laplacian_to_second=to_second,
             max_size_ratio=self.max_size_ratio, search_radius=2.5 * fwhm,
             min_separation=0.75 * fwhm,
+            beam_excess=None if self.psf is None else beam_excess(self.psf, fwhm),
         )
         free = ~protect_mask[_pixel_index(companions.y, companions.x, residual.shape)]
         y = np.concatenate([y, companions.y[free]])
         x = np.concatenate([x, companions.x[free]])
         amplitude = np.concatenate([amplitude, companions.amplitude[free]])
         labels = np.concatenate([peak_labels, np.zeros(int(free.sum()), dtype=int)])
+        tentative = np.concatenate([np.zeros(peak_labels.size, dtype=bool),
+                                    companions.tentative[free]])
 
         snr = amplitude / pixel_noise[_pixel_index(y, x, residual.shape)]
         significant = snr >= MIN_PEAK_SNR
         x, y, snr, labels = x[significant], y[significant], snr[significant], labels[significant]
+        tentative = tentative[significant]
         areas = np.zeros(labels.size)
         if (labels > 0).any():
             areas[labels > 0] = segmentation.get_areas(labels[labels > 0])
         rows.add(x=x, y=y, snr=snr, radius=self._radius(snr, fwhm), label=labels, area=areas,
-                 origin="detected")
+                 origin="detected", tentative=tentative)
         return segmentation
 
     def _radius(self, snr, fwhm):
         """Hole rule, never below the hole of a source at the detection threshold."""
-        floor = hole_radius(self.snr_threshold, fwhm, k=self.k, margin=self.margin)
-        return np.maximum(hole_radius(snr, fwhm, k=self.k, margin=self.margin), floor)
+        floor = hole_radius(self.snr_threshold, fwhm, k=self.k, margin=self.margin, psf=self.psf)
+        return np.maximum(hole_radius(snr, fwhm, k=self.k, margin=self.margin, psf=self.psf),
+                          floor)
 
     def _positions_rows(self, x, y, requested, residual, valid, pixel_noise, fwhm, rows,
                         origin):
@@ -436,8 +463,9 @@ class _Rows:
         self.area = np.zeros(0)
         self.origin = np.zeros(0, dtype="U8")
         self.draw = np.zeros(0, dtype=bool)
+        self.tentative = np.zeros(0, dtype=bool)
 
-    def add(self, *, x, y, snr, radius, label, area, origin, draw=True):
+    def add(self, *, x, y, snr, radius, label, area, origin, draw=True, tentative=False):
         n = len(x)
         self.x = np.concatenate([self.x, x])
         self.y = np.concatenate([self.y, y])
@@ -447,6 +475,7 @@ class _Rows:
         self.area = np.concatenate([self.area, area])
         self.origin = np.concatenate([self.origin, np.full(n, origin, dtype="U8")])
         self.draw = np.concatenate([self.draw, np.full(n, draw)])
+        self.tentative = np.concatenate([self.tentative, np.broadcast_to(tentative, n)])
 
 
 def _extend_into_gaps(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -491,7 +520,7 @@ def _add_mask_components(user_mask: np.ndarray, rows: _Rows) -> None:
 
 
 def _flags(rows: _Rows, holes: np.ndarray, valid: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    """EDGE, MERGED and PROTECTED bits per row, from each hole's bounding box."""
+    """EDGE, MERGED and PROTECTED bits per row, from each hole's bounding box; TENTATIVE."""
     flags = np.zeros(rows.x.size, dtype=np.int32)
     if not rows.x.size:
         return flags
@@ -515,6 +544,7 @@ def _flags(rows: _Rows, holes: np.ndarray, valid: np.ndarray, clipped: np.ndarra
     with_group = group_of_row > 0
     counts = np.bincount(group_of_row[with_group], minlength=groups.max() + 1)
     flags[with_group & (counts[group_of_row] > 1)] |= FLAG_MERGED
+    flags[rows.tentative] |= FLAG_TENTATIVE
     return flags
 
 
@@ -547,6 +577,8 @@ def build_source_mask(
     structure_box: float = 4.0,
     deblend: bool = True,
     segment_reach: float = 1.5,
+    psf: np.ndarray | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> SourceMask:
     """
     Holes around the compact sources of an image (function form of `SourceMasker`).
@@ -558,9 +590,9 @@ def build_source_mask(
     fwhm_pixels : float or `~astropy.units.Quantity`
         Beam FWHM: pixels, or an angle (needs the image's WCS).
     snr_threshold, margin, dilate, k, max_size_ratio, min_curvature_snr, local_structure, \
-structure_box, deblend, segment_reach
+structure_box, deblend, segment_reach, psf
         See `SourceMasker`.
-    detect, catalog, regions, protect
+    detect, catalog, regions, protect, origin
         See `SourceMasker.__call__`.
 
     Returns
@@ -582,7 +614,6 @@ structure_box, deblend, segment_reach
     masker = SourceMasker(snr_threshold=snr_threshold, k=k, margin=margin, dilate=dilate,
                           max_size_ratio=max_size_ratio, min_curvature_snr=min_curvature_snr,
                           local_structure=local_structure, structure_box=structure_box,
-                          deblend=deblend,
-                          segment_reach=segment_reach)
+                          deblend=deblend, segment_reach=segment_reach, psf=psf)
     return masker(image, fwhm_pixels, detect=detect, catalog=catalog, regions=regions,
-                  protect=protect)
+                  protect=protect, origin=origin)

@@ -31,11 +31,17 @@ __all__ = [
 _ONE_SIGMA_BELOW = 0.15865525393145707
 
 
-def _boxes(data: np.ndarray, box_size: int) -> np.ndarray:
+def _leading_pixels(origin: tuple[int, int], box_size: int) -> tuple[int, int]:
+    """Pixels of the grid's first box that lie before ``data[0, 0]``, per axis."""
+    return origin[0] % box_size, origin[1] % box_size
+
+
+def _boxes(data: np.ndarray, box_size: int, origin: tuple[int, int]) -> np.ndarray:
     """Reshape ``data`` (padded with NaN) into (n_rows, n_cols, box_size**2) boxes."""
     ny, nx = data.shape
-    pad_y, pad_x = -ny % box_size, -nx % box_size
-    padded = np.pad(data, ((0, pad_y), (0, pad_x)), constant_values=np.nan)
+    lead_y, lead_x = _leading_pixels(origin, box_size)
+    pad_y, pad_x = -(ny + lead_y) % box_size, -(nx + lead_x) % box_size
+    padded = np.pad(data, ((lead_y, pad_y), (lead_x, pad_x)), constant_values=np.nan)
     n_rows, n_cols = padded.shape[0] // box_size, padded.shape[1] // box_size
     return (
         padded.reshape(n_rows, box_size, n_cols, box_size)
@@ -62,6 +68,7 @@ def box_statistics(
     *,
     sigma: float = 3.0,
     min_valid_fraction: float = 0.5,
+    origin: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """
     Clipped median and lower-half noise of ``data`` in square boxes.
@@ -76,11 +83,16 @@ def box_statistics(
         Clipping limit, in noise units, around the first median.
     min_valid_fraction : float, optional
         Boxes with fewer valid pixels get NaN statistics.
+    origin : tuple of int, optional
+        Position (row, column) of ``data[0, 0]`` in a larger map: the boxes
+        then follow that map's box grid (which starts at its pixel (0, 0)),
+        so that a cutout gets the very boxes of the whole map.
 
     Returns
     -------
     median, noise : ndarray
-        One value per box, shape ``ceil(data.shape / box_size)``.
+        One value per box of the grid that ``data`` overlaps, shape
+        ``ceil(data.shape / box_size)`` when ``origin`` is on the grid.
 
     Examples
     --------
@@ -91,7 +103,7 @@ def box_statistics(
     >>> bool(np.allclose(median, 5.0, atol=0.2)), bool(np.allclose(noise, 2.0, atol=0.2))
     (True, True)
     """
-    boxes = np.sort(_boxes(data, box_size), axis=-1)  # NaN sort last
+    boxes = np.sort(_boxes(data, box_size, origin), axis=-1)  # NaN sort last
     n_valid = np.isfinite(boxes).sum(axis=-1)
     first = np.zeros(n_valid.shape, dtype=np.intp)
     median = _order_statistic(boxes, first, n_valid, 0.5)
@@ -126,7 +138,8 @@ def _fill_and_filter(values: np.ndarray, filter_size: int) -> np.ndarray:
     return values
 
 
-def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int]) -> np.ndarray:
+def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int], *,
+                      origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """
     Bilinear interpolation of per-box values (at box centres) to every pixel.
 
@@ -138,6 +151,10 @@ def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int])
         Side of the boxes in pixels.
     shape : tuple of int
         Shape of the full-resolution map.
+    origin : tuple of int, optional
+        Position (row, column) of pixel (0, 0) of ``shape`` in a larger map: ``values``
+        then belong to that map's box grid (which starts at its pixel (0, 0)),
+        so that a cutout gets the very boxes of the whole map.
 
     Returns
     -------
@@ -152,9 +169,10 @@ def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int])
     array([[0.  , 0.25, 0.75, 1.  ]])
     """
     result = values
-    for axis, size in enumerate(shape):
+    for axis, (size, lead) in enumerate(zip(shape, _leading_pixels(origin, box_size),
+                                            strict=True)):
         n_boxes = values.shape[axis]
-        position = np.clip((np.arange(size) + 0.5) / box_size - 0.5, 0, n_boxes - 1)
+        position = np.clip((np.arange(size) + lead + 0.5) / box_size - 0.5, 0, n_boxes - 1)
         below = np.floor(position).astype(np.intp)
         above = np.minimum(below + 1, n_boxes - 1)
         weight = position - below
@@ -164,7 +182,8 @@ def interpolate_boxes(values: np.ndarray, box_size: int, shape: tuple[int, int])
     return result
 
 
-def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.ndarray:
+def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3,
+                     origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """
     Smooth local background: clipped box medians, median-filtered, interpolated.
 
@@ -177,6 +196,8 @@ def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3) -
     filter_size : int, optional
         Size of the median filter over boxes; it rejects boxes dominated by
         one bright source.
+    origin : tuple of int, optional
+        Position (row, column) of ``data[0, 0]`` in a larger map (see `box_statistics`).
 
     Returns
     -------
@@ -191,11 +212,13 @@ def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3) -
     >>> bool(np.abs(local_background(ramp, 8) - ramp)[8:-8].max() < 1e-9)
     True
     """
-    median, _ = box_statistics(data, box_size)
-    return interpolate_boxes(_fill_and_filter(median, filter_size), box_size, data.shape)
+    median, _ = box_statistics(data, box_size, origin=origin)
+    return interpolate_boxes(_fill_and_filter(median, filter_size), box_size, data.shape,
+                             origin=origin)
 
 
-def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.ndarray:
+def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3,
+                origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """
     Smooth local 1-sigma noise from the lower half of the pixel distribution.
 
@@ -208,6 +231,8 @@ def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.
         Side of the boxes in pixels.
     filter_size : int, optional
         Size of the median filter over boxes.
+    origin : tuple of int, optional
+        Position (row, column) of ``data[0, 0]`` in a larger map (see `box_statistics`).
 
     Returns
     -------
@@ -222,14 +247,16 @@ def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3) -> np.
     >>> bool(np.allclose(local_noise(rng.normal(0, 3.0, (256, 256)), 32), 3.0, atol=0.3))
     True
     """
-    _, noise = box_statistics(data, box_size)
-    noise = interpolate_boxes(_fill_and_filter(noise, filter_size), box_size, data.shape)
+    _, noise = box_statistics(data, box_size, origin=origin)
+    noise = interpolate_boxes(_fill_and_filter(noise, filter_size), box_size, data.shape,
+                              origin=origin)
     floor = np.nanmax(noise) * 1e-6 if np.nanmax(noise) > 0 else 1.0
     # A constant map has zero noise; a tiny floor keeps significances finite.
     return np.maximum(noise, floor)
 
 
-def second_difference_noise(data: np.ndarray, box_size: int) -> np.ndarray:
+def second_difference_noise(data: np.ndarray, box_size: int, *,
+                            origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """
     Local 1-sigma pixel noise from the map's second differences.
 
@@ -245,6 +272,8 @@ def second_difference_noise(data: np.ndarray, box_size: int) -> np.ndarray:
         2-D image; NaN marks invalid pixels.
     box_size : int
         Side of the boxes of the local estimate, pixels.
+    origin : tuple of int, optional
+        Position (row, column) of ``data[0, 0]`` in a larger map (see `box_statistics`).
 
     Returns
     -------
@@ -265,4 +294,4 @@ def second_difference_noise(data: np.ndarray, box_size: int) -> np.ndarray:
     both = rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]
     second = np.full(data.shape, np.nan)
     second[1:-1, 1:-1] = both / 6.0
-    return local_noise(second, box_size)
+    return local_noise(second, box_size, origin=origin)

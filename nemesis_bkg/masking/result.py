@@ -19,6 +19,7 @@ __all__ = [
     "FLAG_EDGE",
     "FLAG_MERGED",
     "FLAG_PROTECTED",
+    "FLAG_TENTATIVE",
     "ORIGINS",
     "SourceMask",
     "empty_catalog",
@@ -29,6 +30,7 @@ __all__ = [
 FLAG_EDGE = 1  # the hole touches pixels without coverage
 FLAG_MERGED = 2  # the hole overlaps another source's hole (they form one hole)
 FLAG_PROTECTED = 4  # part of the hole was given back to a protect= region
+FLAG_TENTATIVE = 8  # a faint companion that its bright neighbour's fitting error may explain
 
 #: Values of the ``origin`` column.
 ORIGINS = ("detected", "catalog", "region", "mask")
@@ -70,7 +72,7 @@ def make_catalog(
     segment_area : ndarray
         Pixels in the source's segment (0 for user holes without one).
     flags : ndarray of int
-        Bit flags (`FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`).
+        Bit flags (`FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`, `FLAG_TENTATIVE`).
     origin : ndarray of str
         One of `ORIGINS`.
     wcs : `~astropy.wcs.WCS` or None
@@ -144,7 +146,7 @@ class SourceMask:
         pixels), ``sky_centroid`` (SkyCoord with a celestial WCS, else
         None), ``peak_snr``, ``hole_radius`` (pix; radius of the centred
         circle that encloses the source's hole), ``segment_area`` (pix2),
-        ``flags`` (`FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`),
+        ``flags`` (`FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`, `FLAG_TENTATIVE`),
         ``origin`` (``'detected'``, ``'catalog'``, ``'region'``,
         ``'mask'``).
     background : ndarray
