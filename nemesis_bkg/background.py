@@ -15,6 +15,7 @@ from photutils.background import Background2D
 
 from .instruments import Instrument
 from .io import read_image
+from .parallel import is_dask_array
 from .remover import CompactSourceRemover
 
 __all__ = ["PConvBackground"]
@@ -39,10 +40,13 @@ class PConvBackground:
 
     Parameters
     ----------
-    data : array-like, `~astropy.units.Quantity` or `~astropy.nddata.NDData`
+    data : array-like, `~astropy.units.Quantity`, `~astropy.nddata.NDData` or dask array
         The 2-D image. Unlike photutils, NDData's ``mask`` and
         ``uncertainty`` are honoured (the uncertainty feeds the source
-        signal-to-noise ratios).
+        signal-to-noise ratios). A `dask.array.Array` is processed chunk
+        by chunk (`~nemesis_bkg.parallel.remove_mosaic`): `background`,
+        `background_rms`, `background_error` and `source_mask` are then
+        lazy dask arrays and the mesh attributes are not available.
     box_size : int or tuple of int
         Mesh box size for the noise map, as in photutils.
     mask : array-like of bool, optional
@@ -70,10 +74,17 @@ class PConvBackground:
         Find compact sources to inpaint; False inpaints exactly ``mask``.
     snr_threshold : float, optional
         Peak signal-to-noise ratio above which compact sources are masked.
+    psf : array-like, optional
+        The beam as a 2-D image at the map's sampling; holes then follow its
+        measured profile (see `~nemesis_bkg.CompactSourceRemover`).
     model : `torch.nn.Module`, optional
         The inpainting network; the bundled one by default.
     device : str, optional
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    precision : {"float32", "bfloat16", "float16"}, optional
+        The network's arithmetic (see `~nemesis_bkg.CompactSourceRemover`).
+    n_threads : int, optional
+        CPU threads for the network; torch's setting when None.
 
     Examples
     --------
@@ -105,16 +116,31 @@ class PConvBackground:
         wcs: Any = None,
         detect: bool = True,
         snr_threshold: float = 5.0,
+        psf: Any = None,
         model: Any = None,
         device: str = "auto",
+        precision: str = "float32",
+        n_threads: int | None = None,
     ) -> None:
         self.box_size = box_size
         self.fill_value = fill_value
-        image = read_image(data, mask=mask, coverage_mask=coverage_mask, wcs=wcs)
         remover = CompactSourceRemover(
-            instrument=instrument, beam_fwhm=beam_fwhm, snr_threshold=snr_threshold,
-            model=model, device=device,
+            instrument=instrument, beam_fwhm=beam_fwhm, snr_threshold=snr_threshold, psf=psf,
+            model=model, device=device, precision=precision, n_threads=n_threads,
         )
+        if is_dask_array(data):
+            from .parallel.mosaic import MeshUnavailable, remove_mosaic
+
+            # A mosaic: lazy products computed chunk by chunk; no photutils mesh.
+            if coverage_mask is not None:
+                data = np.where(coverage_mask, np.nan, data)
+            self._result = remove_mosaic(data, remover=remover, wcs=wcs, mask=mask,
+                                         detect=detect)
+            self._unit, self._mesh = None, MeshUnavailable()
+            self._no_coverage = ~self._result.coverage
+            self._noise = self._result.background_rms
+            return
+        image = read_image(data, mask=mask, coverage_mask=coverage_mask, wcs=wcs)
         self._result = remover._remove_image(image, detect=detect)
         self._unit = image.unit
         self._no_coverage = ~image.coverage

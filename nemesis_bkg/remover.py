@@ -16,11 +16,12 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 
-from .engine import inpaint_map
+from .engine import PRECISIONS, inpaint_map
 from .instruments import Instrument, resolve_beam
 from .io import ImageInput, read_image
-from .masking import build_source_mask
+from .masking import build_source_mask, psf_profile
 from .model import load_model
+from .parallel import is_dask_array
 from .results import RemovalResult, make_nddata
 
 __all__ = ["CompactSourceRemover"]
@@ -67,11 +68,24 @@ class CompactSourceRemover:
     snr_threshold : float, optional
         Sources whose peak signal-to-noise ratio is below this are left in
         the background.
+    psf : array-like, optional
+        The beam as a 2-D image at the map's sampling (odd sides, peak in
+        the middle): holes then reach as far as its measured profile,
+        sidelobes included, rather than a Gaussian's (see
+        `~nemesis_bkg.masking.hole_radius`).
     model : `torch.nn.Module`, optional
         The inpainting network; the bundled one by default
         (`nemesis_bkg.model.load_model`).
     device : str, optional
         ``"auto"`` (a CUDA GPU when present), ``"cpu"`` or ``"cuda"``.
+    precision : {"float32", "bfloat16", "float16"}, optional
+        The network's arithmetic; the 16-bit ones are mixed precision,
+        faster on GPUs (see `~nemesis_bkg.engine.inpaint_map`).
+    batch_size : int, optional
+        Tiles per forward pass; by default sized to the device
+        (`~nemesis_bkg.engine.default_batch_size`).
+    n_threads : int, optional
+        CPU threads for the network; torch's setting when None.
     progress : bool, optional
         Show a progress bar while the holes are inpainted.
 
@@ -91,16 +105,28 @@ class CompactSourceRemover:
         instrument: str | Instrument | None = None,
         beam_fwhm: u.Quantity | float | None = None,
         snr_threshold: float = 5.0,
+        psf: Any = None,
         model: Any = None,
         device: str = "auto",
+        precision: str = "float32",
+        batch_size: int | None = None,
+        n_threads: int | None = None,
         progress: bool = False,
     ) -> None:
         if not np.isfinite(snr_threshold) or snr_threshold <= 0:
             raise ValueError(f"snr_threshold must be positive, got {snr_threshold!r}.")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
         self.instrument = instrument
         self.beam_fwhm = beam_fwhm
         self.snr_threshold = float(snr_threshold)
+        if psf is not None:
+            psf_profile(psf)  # an unusable PSF fails here, not at the first map
+        self.psf = None if psf is None else np.array(psf, dtype=float)
         self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self.n_threads = n_threads
         self.progress = progress
         self._model = model
 
@@ -126,9 +152,9 @@ class CompactSourceRemover:
 
         Parameters
         ----------
-        data : `~astropy.nddata.NDData`, `~astropy.units.Quantity`, ndarray or path
+        data : `~astropy.nddata.NDData`, `~astropy.units.Quantity`, ndarray, path or dask array
             The map (CCDData included). NDData's WCS, unit, mask and uncertainty are used; a
-            path is read as FITS.
+            path is read as FITS; a `dask.array.Array` is processed chunk by chunk.
         catalog : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`, optional
             Extra sources to mask (x/y or ra/dec columns, or sky positions).
         regions : `regions.Regions` or str, optional
@@ -144,13 +170,20 @@ class CompactSourceRemover:
         Returns
         -------
         `~nemesis_bkg.results.RemovalResult`
+            Or, for a dask array, a lazy `~nemesis_bkg.parallel.MosaicResult`
+            computed chunk by chunk (`~nemesis_bkg.parallel.remove_mosaic`).
         """
+        if is_dask_array(data):
+            from .parallel import remove_mosaic
+
+            return remove_mosaic(data, remover=self, mask=mask, catalog=catalog,
+                                 regions=regions, protect=protect, detect=detect)
         image = read_image(data, mask=mask)
         return self._remove_image(image, catalog=catalog, regions=regions, protect=protect,
                                   detect=detect)
 
     def _remove_image(self, image: ImageInput, *, catalog=None, regions=None, protect=None,
-                      detect: bool = True) -> RemovalResult:
+                      detect: bool = True, origin: tuple[int, int] = (0, 0)) -> RemovalResult:
         instrument, fwhm_pixels = resolve_beam(
             instrument=self.instrument, beam_fwhm=self.beam_fwhm, wcs=image.wcs,
             header=image.header,
@@ -162,8 +195,8 @@ class CompactSourceRemover:
             error=None if image.error is None else np.ldexp(image.error, -exponent),
         )
         source_mask = build_source_mask(
-            scaled, fwhm_pixels, snr_threshold=self.snr_threshold, detect=detect,
-            catalog=catalog, regions=regions, protect=protect,
+            scaled, fwhm_pixels, snr_threshold=self.snr_threshold, psf=self.psf, detect=detect,
+            catalog=catalog, regions=regions, protect=protect, origin=origin,
         )
         source_mask = dataclasses.replace(
             source_mask, background=np.ldexp(source_mask.background, exponent),
@@ -171,7 +204,8 @@ class CompactSourceRemover:
         )
         scaled_background, scaled_error = inpaint_map(
             scaled.data, source_mask.mask, image.coverage, fwhm_pixels,
-            model=self.model, device=self.device, progress=self.progress,
+            model=self.model, device=self.device, precision=self.precision,
+            batch_size=self.batch_size, n_threads=self.n_threads, progress=self.progress,
         )
         # Outside the holes the background is the input itself, bit for bit.
         background = np.where(source_mask.mask, np.ldexp(scaled_background, exponent),

@@ -164,3 +164,15 @@ def test_write_multi_extension_fits(result, tmp_path):
         result.write(path)
     result.write(path, overwrite=True)
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_psf_widens_the_holes_of_a_beam_with_sidelobes(sim):
+    simulated = simulate_map((160, 160), instrument="spire250", regime="cirrus", n_sources=6,
+                             realistic_beam=True, seed=12)
+    psf = simulated.beam.stamp(0.0, 0.0)
+    gaussian = CompactSourceRemover(device="cpu").remove(simulated.data)
+    measured = CompactSourceRemover(device="cpu", psf=psf).remove(simulated.data)
+    assert measured.source_mask.sum() > gaussian.source_mask.sum()
+    assert np.all(measured.source_mask[gaussian.source_mask])
+    with pytest.raises(ValueError, match="odd"):
+        CompactSourceRemover(psf=np.ones((4, 4)))

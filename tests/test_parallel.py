@@ -29,6 +29,10 @@ def test_local_cluster_reports_the_broken_file_and_finishes_the_rest(inputs, tmp
         distributed.Client(cluster) as client,
     ):
         table = remove_files(inputs, tmp_path, client=client, device="cpu", progress=False)
+        # A second run on the same cluster gets its own results, not the first run's.
+        again = remove_files(inputs[2:], tmp_path / "again", client=client, device="cpu",
+                             progress=False)
+    assert list(again["status"]) == ["done"] and again["input"][0] == str(inputs[2])
     assert list(table["status"]) == ["done", "failed", "done"]
     assert "broken.fits" in table["input"][1] and table["message"][1]
     assert output_path_for(inputs[0], tmp_path).exists()

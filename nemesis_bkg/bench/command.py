@@ -1,11 +1,12 @@
 """
 ``nemesis-bkg bench``: score ours and the peers on the fixed suite.
 
-``nemesis-bkg bench [inpaint|masks|speed] [--quick] [--out DIR] [--seed N]``:
+``nemesis-bkg bench [inpaint|masks|speed|scale] [--quick] [--out DIR] [--seed N]``:
 ``inpaint`` (the default) runs `~nemesis_bkg.bench.run_benchmark`;
 ``masks`` runs the masking benchmark of `nemesis_bkg.bench.masks`;
 ``speed`` times a whole-map removal against one network call per source
-(`nemesis_bkg.bench.speed`). All
+(`nemesis_bkg.bench.speed`); ``scale`` measures Dask throughput, mosaics
+and the memory of an 8192x8192 mosaic (`nemesis_bkg.bench.scale`). All
 print the Markdown report and write it, with a JSON file of every figure
 (and, for ``inpaint``, PNG plots), into ``--out``.
 """
@@ -44,11 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "suite",
         nargs="?",
-        choices=("inpaint", "masks", "speed"),
+        choices=("inpaint", "masks", "speed", "scale"),
         default="inpaint",
         help="what to benchmark: background inpainting against the peers (default), the "
         "source masking, or the speed of a whole-map removal against one network call per "
-        "source (2048x2048 SPIRE 250 map, 400 sources; --quick: 512x512, 50 sources)",
+        "source (2048x2048 SPIRE 250 map, 400 sources; --quick: 512x512, 50 sources), or "
+        "scaling with Dask (files on 1 and 2 workers, mosaics, 8192x8192 memory)",
     )
     parser.add_argument(
         "--quick",
@@ -76,33 +78,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_masks(args: argparse.Namespace) -> int:
-    from .masks import format_mask_report, run_mask_benchmark
+def _publish(args: argparse.Namespace, name: str, results: dict, report: str) -> int:
+    """Print the Markdown report and write it, with the JSON of ``results``, into ``--out``."""
     from .report import to_json
 
-    results = run_mask_benchmark(quick=args.quick, seed=args.seed, real_maps=args.real_maps)
-    report = format_mask_report(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "masks.json").write_text(to_json(results))
-    (args.out / "masks.md").write_text(report)
+    (args.out / f"{name}.json").write_text(to_json(results))
+    (args.out / f"{name}.md").write_text(report)
     print(report)
-    print(f"wrote {args.out / 'masks.json'} and {args.out / 'masks.md'}")
+    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.md'}")
     return 0
 
 
+def _run_masks(args: argparse.Namespace) -> int:
+    from .masks import format_mask_report, run_mask_benchmark
+
+    results = run_mask_benchmark(quick=args.quick, seed=args.seed, real_maps=args.real_maps)
+    return _publish(args, "masks", results, format_mask_report(results))
+
+
 def _run_speed(args: argparse.Namespace) -> int:
-    from .report import to_json
     from .speed import format_speed_report, run_speed_benchmark
 
     size, n_sources = (512, 50) if args.quick else (2048, 400)
     results = run_speed_benchmark(shape=(size, size), n_sources=n_sources, seed=args.seed)
-    report = format_speed_report(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(to_json(results))
-    (args.out / "speed.md").write_text(report)
-    print(report)
-    print(f"wrote {args.out / 'speed.json'} and {args.out / 'speed.md'}")
-    return 0
+    return _publish(args, "speed", results, format_speed_report(results))
+
+
+def _run_scale(args: argparse.Namespace) -> int:
+    from .scale import format_scale_report, run_scale_benchmark
+
+    results = run_scale_benchmark(quick=args.quick, seed=args.seed)
+    return _publish(args, "scale", results, format_scale_report(results))
 
 
 def _run_inpaint(args: argparse.Namespace) -> int:
@@ -143,4 +150,6 @@ def run(args: argparse.Namespace) -> int:
         return _run_masks(args)
     if args.suite == "speed":
         return _run_speed(args)
+    if args.suite == "scale":
+        return _run_scale(args)
     return _run_inpaint(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the holes as a DS9 region file (one input)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--chunk-size", type=int, metavar="N",
+                        help="with -o: process the map as a mosaic, in chunks of N x N pixels "
+                        "read from a memory map (automatic for maps too large for memory)")
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=int, metavar="N",
                          help="with --out-dir: run on a local Dask cluster of N workers")
@@ -113,8 +117,57 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"{output_path} is the input map; choose another output name")
 
 
+#: Bytes the in-memory pipeline needs per pixel (measured: about 150 on a 1024x1024 map).
+IN_MEMORY_BYTES_PER_PIXEL = 160
+
+
+def _mosaic_chunk_size(args: argparse.Namespace) -> int | None:
+    """The chunk side for the mosaic path, or None to process the map in memory."""
+    if args.chunk_size is not None:
+        if args.chunk_size < 1:
+            raise ValueError(f"--chunk-size must be a positive number of pixels, "
+                             f"got {args.chunk_size}")
+        return args.chunk_size
+    from astropy.io import fits
+
+    from ..parallel.mosaic import CHUNK_SIZE
+
+    try:
+        with fits.open(args.inputs[0], memmap=True) as hdulist:
+            pixels = max((hdu.header.get("NAXIS1", 0) * hdu.header.get("NAXIS2", 0)
+                          for hdu in hdulist if hdu.is_image), default=0)
+    except OSError:
+        return None  # read_fits says what is wrong with the file
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return CHUNK_SIZE if pixels * IN_MEMORY_BYTES_PER_PIXEL > memory / 2 else None
+
+
+def _run_mosaic(args: argparse.Namespace, remover: CompactSourceRemover,
+                chunk_size: int) -> int:
+    from ..parallel import remove_mosaic
+
+    if args.catalog or args.regions or args.protect or args.regions_out:
+        raise ValueError("--catalog, --regions, --protect and --regions-out are not supported "
+                         "for mosaics (--chunk-size) yet")
+    start = time.perf_counter()
+    result = remove_mosaic(args.inputs[0], remover=remover, chunk_size=chunk_size,
+                           detect=not args.no_detect)
+    # One chunk at a time: memory stays that of one chunk and its halo.
+    result.write(args.output, overwrite=args.overwrite, chunks_at_once=1)
+    print(
+        f"{args.inputs[0]}: {len(result.catalog)} sources removed as a mosaic of "
+        f"{result.source_mask.numblocks[0]}x{result.source_mask.numblocks[1]} chunks "
+        f"(halo {result.halo} px, beam {result.fwhm_pixels:.2f} px, {result.instrument.name}) "
+        f"in {time.perf_counter() - start:.1f} s -> {args.output}"
+    )
+    return 0
+
+
 def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
     _check_outputs(args)
+    chunk_size = _mosaic_chunk_size(args)
+    if chunk_size is not None:
+        return _run_mosaic(args, remover, chunk_size)
     output_path = Path(args.output)
     catalog = read_catalog(args.catalog) if args.catalog else None
     start = time.perf_counter()
@@ -174,9 +227,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--workers and --scheduler go with --out-dir")
         remover = CompactSourceRemover(
             instrument=args.instrument, beam_fwhm=args.beam_fwhm,
-            snr_threshold=args.snr_threshold, device=args.device, progress=True,
+            snr_threshold=args.snr_threshold, device=args.device,
+            progress=args.chunk_size is None,
         )
         return _run_one(args, remover)
+    if args.chunk_size is not None:
+        raise ValueError("--chunk-size goes with -o OUT.fits (one mosaic)")
     if args.catalog or args.regions or args.protect or args.regions_out or args.no_detect:
         raise ValueError("--catalog, --regions, --protect, --regions-out and --no-detect "
                          "belong to one map: use -o OUT.fits with a single input")

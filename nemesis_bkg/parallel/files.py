@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ def output_path_for(input_path: str | os.PathLike, out_dir: str | os.PathLike) -
 def _remove_one(input_path: str, output_path: str, remover_kwargs: dict[str, Any],
                 overwrite: bool) -> FileOutcome:
     # Imported in the worker, so a task carries only paths and keywords.
-    from .io import read_fits
-    from .remover import CompactSourceRemover
+    from ..io import read_fits
+    from ..remover import CompactSourceRemover
 
     start = time.perf_counter()
     try:
@@ -157,9 +158,12 @@ def remove_files(
     else:
         from distributed import as_completed
 
+        # Keys unique to this call: a cluster hands back the result it holds for a known key.
+        run_id = uuid.uuid4().hex
+
         futures = [
             client.submit(_remove_one, input_path, output_path, remover_kwargs, overwrite,
-                          pure=False, key=f"nemesis-remove-{index}")
+                          pure=False, key=f"nemesis-remove-{index}-{run_id}")
             for index, (input_path, output_path) in enumerate(to_run)
         ]
         for future in as_completed(futures):

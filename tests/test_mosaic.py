@@ -1,0 +1,174 @@
+"""Mosaics: chunked (dask) results equal the in-memory ones; FITS in and out."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from nemesis_bkg import CompactSourceRemover, PConvBackground
+from nemesis_bkg.cli import main
+from nemesis_bkg.model import PConvUNet
+from nemesis_bkg.parallel import MosaicResult, mosaic_halo, open_mosaic, remove_mosaic
+from nemesis_bkg.parallel.mosaic_fits import MosaicFitsWriter
+from nemesis_bkg.simulate import simulate_map
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+SIZE, CHUNK, HALO = 384, 64, 100
+
+
+def relative_difference(chunked, whole, valid):
+    """max |chunked - whole| / max |whole| over the covered pixels."""
+    scale = np.max(np.abs(whole[valid]))
+    return float(np.max(np.abs(chunked - whole)[valid]) / (scale if scale > 0 else 1.0))
+
+
+@pytest.fixture(scope="module")
+def sky():
+    """A PACS-like map (1.75 pixels per beam, NaN border) with sources on chunk borders."""
+    sim = simulate_map((SIZE, SIZE), instrument="pacs70", pixels_per_beam=1.75, n_sources=60,
+                       seed=4)
+    data = np.asarray(sim.data.data, dtype=float)
+    rows, cols = np.mgrid[:SIZE, :SIZE]
+    sigma = sim.fwhm_pixels / 2.3548
+    for y, x in ((CHUNK, 2 * CHUNK), (3 * CHUNK - 0.5, 3 * CHUNK + 0.4), (2 * CHUNK, 4 * CHUNK)):
+        data += 200 * np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * sigma**2))
+    return data, sim.fwhm_pixels
+
+
+@pytest.fixture(scope="module")
+def remover(sky):
+    torch.manual_seed(0)
+    return CompactSourceRemover(beam_fwhm=sky[1], device="cpu",
+                                model=PConvUNet(channels=(8, 16)).eval())
+
+
+@pytest.fixture(scope="module")
+def whole(sky, remover):
+    return remover.remove(sky[0])
+
+
+@pytest.fixture(scope="module")
+def chunked(sky, remover):
+    """36 chunks with a halo smaller than the map: every window is a true cutout."""
+    result = remove_mosaic(da.from_array(sky[0], chunks=CHUNK), remover=remover, halo=HALO)
+    arrays = dask.compute(result.background.data, result.background_error,
+                          result.background_rms, result.source_mask, scheduler="synchronous")
+    return result, arrays
+
+
+def test_chunks_equal_the_whole_map(sky, whole, chunked):
+    data = sky[0]
+    valid = np.isfinite(data)
+    result, (background, error, noise, holes) = chunked
+    assert result.source_mask.numblocks == (6, 6)
+    assert (~valid).any()  # coverage edges cross chunks too
+    # Holes straddle chunk borders, and they come out identical.
+    assert holes[CHUNK - 2:CHUNK + 2, 2 * CHUNK].all()
+    np.testing.assert_array_equal(holes, whole.source_mask)
+    assert relative_difference(background, whole.background.data, valid) < 1e-6
+    assert relative_difference(error, whole.background_error, valid) < 1e-6
+    assert relative_difference(noise, whole.background_rms, valid) < 1e-6
+
+
+def test_each_source_is_listed_once_by_the_chunk_holding_its_peak(whole, chunked):
+    catalog = chunked[0].catalog
+    assert len(catalog) == len(whole.catalog) > 3
+    for name in ("y", "x", "peak_snr"):
+        np.testing.assert_allclose(np.sort(np.asarray(catalog[name])),
+                                   np.sort(np.asarray(whole.catalog[name])), rtol=1e-9)
+
+
+def test_halo_grows_with_the_beam_and_covers_the_box_statistics():
+    halos = [mosaic_halo(fwhm) for fwhm in (1.7, 3.0, 4.3)]
+    assert halos == sorted(halos)
+    assert halos[0] > 3.5 * 32  # the pixel-noise boxes are at least 32 pixels
+    with pytest.raises(ValueError, match="positive"):
+        mosaic_halo(0.0)
+
+
+def test_remover_and_background_take_dask_arrays(sky, remover, whole):
+    data = da.from_array(sky[0], chunks=2 * CHUNK)
+    result = remover.remove(data)
+    assert isinstance(result, MosaicResult)
+    assert result.halo == mosaic_halo(sky[1], multiple=remover.model.downsampling_factor)
+    bkg = PConvBackground(data, (32, 32), beam_fwhm=sky[1], device="cpu",
+                          model=remover.model)
+    background, holes = dask.compute(bkg.background, bkg.source_mask)
+    valid = np.isfinite(sky[0])
+    np.testing.assert_array_equal(holes, whole.source_mask)
+    expected = np.where(valid, whole.background.data, 0.0)
+    assert relative_difference(background, expected, valid) < 1e-6
+    with pytest.raises(TypeError, match="whole map in memory"):
+        _ = bkg.background_mesh
+
+
+def test_unsupported_arguments_are_refused(sky, remover):
+    with pytest.raises(ValueError, match="catalog= is not supported"):
+        remove_mosaic(sky[0], remover=remover, catalog=object())
+    with pytest.raises(ValueError, match="2-D"):
+        remove_mosaic(np.zeros((2, 8, 8)), remover=remover)
+
+
+@pytest.fixture(scope="module")
+def mosaic_file(sky, tmp_path_factory):
+    path = tmp_path_factory.mktemp("mosaic") / "mosaic.fits"
+    fits.writeto(path, sky[0].astype(np.float32))
+    return path
+
+
+def test_fits_mosaic_is_read_through_a_memory_map(mosaic_file):
+    data, header = open_mosaic(mosaic_file, chunk_size=100)
+    assert data.chunks[0] == (100, 100, 100, 84)
+    assert data.dtype == np.float32 and header["NAXIS1"] == SIZE
+
+
+def test_command_line_writes_the_mosaic_and_never_overwrites(mosaic_file, sky, remover,
+                                                             tmp_path, capsys, monkeypatch):
+    # The command line loads the bundled network; the small one keeps the test fast.
+    monkeypatch.setattr("nemesis_bkg.remover.load_model", lambda device: remover.model)
+    output = tmp_path / "out.fits"
+    arguments = ["remove", str(mosaic_file), "-o", str(output), "--beam-fwhm", str(sky[1]),
+                 "--chunk-size", "192", "--device", "cpu"]
+    assert main(arguments) == 0
+    assert "mosaic of 2x2 chunks" in capsys.readouterr().out
+    whole = remover.remove(sky[0].astype(np.float32).astype(float))
+    with fits.open(output) as hdulist:
+        assert [hdu.name for hdu in hdulist[1:]] == [
+            "BACKGROUND", "BACKGROUND_ERR", "SOURCES", "SOURCES_ERR", "SOURCE_MASK",
+            "COVERAGE", "CATALOG"]
+        np.testing.assert_array_equal(hdulist["SOURCE_MASK"].data.astype(bool),
+                                      whole.source_mask)
+        valid = hdulist["COVERAGE"].data.astype(bool)
+        assert relative_difference(hdulist["BACKGROUND"].data, whole.background.data,
+                                   valid) < 1e-6
+        assert len(hdulist["CATALOG"].data) == len(whole.catalog)
+        assert hdulist[0].header["NHOLES"] == len(whole.catalog)
+    before = output.read_bytes()
+    assert main(arguments) != 0
+    assert "--overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == before
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path):
+    path = tmp_path / "out.fits"
+    with pytest.raises(RuntimeError), MosaicFitsWriter(
+            path, (4, 4), [("IMAGE", np.float32, fits.Header())], fits.Header()) as writer:
+        writer.write_block("IMAGE", (0, 0), np.ones((2, 4)))
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_takes_the_mosaic_path_for_maps_too_large_for_memory(mosaic_file,
+                                                                          monkeypatch):
+    from nemesis_bkg.commands import remove
+    from nemesis_bkg.parallel.mosaic import CHUNK_SIZE
+
+    arguments = argparse.Namespace(inputs=[str(mosaic_file)], chunk_size=None)
+    assert remove._mosaic_chunk_size(arguments) is None
+    monkeypatch.setattr(remove, "IN_MEMORY_BYTES_PER_PIXEL", 1e12)
+    assert remove._mosaic_chunk_size(arguments) == CHUNK_SIZE
