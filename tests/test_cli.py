@@ -100,3 +100,19 @@ def test_console_script_runs():
         check=False,
     )
     assert completed.returncode == 0 and "nemesis-bkg" in completed.stdout
+
+
+def test_remove_takes_a_psf_and_device_options(fits_map, tmp_path, capsys):
+    from nemesis_bkg.simulate.beams import gaussian_beam
+
+    psf = tmp_path / "psf.fits"
+    fits.PrimaryHDU(gaussian_beam(3.56).stamp(0.0, 0.0)[None]).writeto(psf)
+    output = tmp_path / "with_psf.fits"
+    arguments = ["remove", str(fits_map), "-o", str(output), "--device", "cpu", "--psf", str(psf),
+                 "--precision", "bfloat16", "--threads", "1", "--batch-size", "4"]
+    assert main(arguments) == 0
+    assert fits.getdata(output, "SOURCE_MASK").any()
+    fits.PrimaryHDU(np.ones((4, 4))).writeto(tmp_path / "even.fits")
+    arguments[arguments.index(str(psf))] = str(tmp_path / "even.fits")
+    assert main(arguments[:3] + [str(tmp_path / "other.fits")] + arguments[4:]) == 1
+    assert "odd" in capsys.readouterr().err

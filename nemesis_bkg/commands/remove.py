@@ -16,7 +16,7 @@ from astropy.table import Table
 from ..io import read_fits
 from ..remover import CompactSourceRemover
 
-__all__ = ["add_arguments", "parse_beam", "read_catalog", "run"]
+__all__ = ["add_arguments", "parse_beam", "read_catalog", "read_psf", "run"]
 
 
 def parse_beam(text: str) -> u.Quantity | float:
@@ -64,7 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inpaint only --catalog/--regions, find no sources")
     parser.add_argument("--regions-out", metavar="FILE",
                         help="also write the holes as a DS9 region file (one input)")
+    parser.add_argument("--psf", metavar="PSF.fits",
+                        help="the beam as a FITS image at the maps' pixel size (odd sides, "
+                        "centred): holes then follow its profile, sidelobes included")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "bfloat16", "float16"],
+                        help="the network's arithmetic (default: float32; the others are mixed "
+                        "precision, faster on GPUs)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for the network (default: PyTorch's)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="tiles per forward pass (default: 16 on a CPU, sized to the "
+                        "free memory on a GPU)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--chunk-size", type=int, metavar="N",
                         help="with -o: process the map as a mosaic, in chunks of N x N pixels "
@@ -99,6 +111,33 @@ def read_catalog(path: str) -> Table:
         if getattr(column, "mask", None) is not None and column.dtype.kind in "iuf":
             table[name] = column.astype(float).filled(np.nan)
     return table
+
+
+def read_psf(path: str) -> np.ndarray:
+    """
+    Read ``--psf``: the first image of a FITS file, as a 2-D float array.
+
+    Degenerate axes (a 1 x N x N cube) are dropped; the masking checks the
+    rest (odd sides, a centred peak) when the remover is made.
+    """
+    from astropy.io import fits
+
+    with fits.open(path) as hdulist:
+        image = next((hdu.data for hdu in hdulist if hdu.is_image and hdu.data is not None),
+                     None)
+        if image is None:
+            raise ValueError(f"{path} holds no image to use as the PSF")
+        return np.squeeze(np.asarray(image, dtype=float))
+
+
+def _remover_options(args: argparse.Namespace) -> dict:
+    """Keywords of `~nemesis_bkg.CompactSourceRemover` from the command line."""
+    return {
+        "instrument": args.instrument, "beam_fwhm": args.beam_fwhm,
+        "snr_threshold": args.snr_threshold, "device": args.device,
+        "psf": read_psf(args.psf) if args.psf else None, "precision": args.precision,
+        "n_threads": args.threads, "batch_size": args.batch_size,
+    }
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -193,8 +232,7 @@ def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
 def _run_many(args: argparse.Namespace) -> int:
     from ..parallel import remove_files
 
-    remover_kwargs = {"instrument": args.instrument, "beam_fwhm": args.beam_fwhm,
-                      "snr_threshold": args.snr_threshold, "device": args.device}
+    remover_kwargs = _remover_options(args)
     client = None
     if args.workers or args.scheduler:
         from distributed import Client, LocalCluster
@@ -225,11 +263,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("several inputs need --out-dir DIR instead of -o")
         if args.workers or args.scheduler:
             raise ValueError("--workers and --scheduler go with --out-dir")
-        remover = CompactSourceRemover(
-            instrument=args.instrument, beam_fwhm=args.beam_fwhm,
-            snr_threshold=args.snr_threshold, device=args.device,
-            progress=args.chunk_size is None,
-        )
+        remover = CompactSourceRemover(**_remover_options(args),
+                                       progress=args.chunk_size is None)
         return _run_one(args, remover)
     if args.chunk_size is not None:
         raise ValueError("--chunk-size goes with -o OUT.fits (one mosaic)")
