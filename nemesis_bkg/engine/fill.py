@@ -443,7 +443,7 @@ def classical_fill(
     fwhm_pixels : float
         Beam FWHM in pixels.
     method : {"kriging", "biharmonic"}, optional
-        ``"kriging"`` (local ordinary kriging, with its kriging standard
+        ``"kriging"`` (local universal kriging, with its kriging standard
         deviation) or ``"biharmonic"`` (whose uncertainty is taken from the
         kriging variance of the same holes).
 
