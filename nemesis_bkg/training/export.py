@@ -6,8 +6,6 @@ engine's metadata, and the model card with validation figures and sha256.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,8 +218,8 @@ def export_checkpoint(
         batch_size=config["optimizer"]["batch_size"],
         steps=state["step"],
         minutes=state["train_seconds"] / 60,
-        hardware=state.get("hardware") or f"{platform.machine()} CPU, {os.cpu_count()} cores, "
-                                          f"{config['run']['threads']} torch threads",
+        # Checkpoints record where they were trained; this machine may be another.
+        hardware=state.get("hardware", "hardware not recorded in the checkpoint"),
         device=state.get("device", "cpu"),
         torch_version=torch.__version__,
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
