@@ -1,6 +1,7 @@
 """Tests of the partial convolution, the U-Net and the weights' loading."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -130,6 +131,23 @@ def test_save_and_load_round_trip(saved_model):
     inputs, coverage = torch.randn(1, 4, 8, 8), torch.ones(1, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(inputs, coverage), net.eval()(inputs, coverage))
+
+
+def test_saved_bytes_do_not_depend_on_the_process(tmp_path):
+    # safetensors writes its metadata in hash-map order, which changes per process: the
+    # model card's sha256 must not. Sorted keys in the header are what makes it stable.
+    torch.manual_seed(3)
+    net = PConvUNet(channels=(4, 8))
+    metadata = {key: str(index) for index, key in enumerate("zyxwvutsrq")} | {"é": "ü"}
+    path = tmp_path / "net.safetensors"
+    save_model(net, path, metadata=metadata)
+    content = path.read_bytes()
+    length = int.from_bytes(content[:8], "little")
+    keys = list(json.loads(content[8 : 8 + length])["__metadata__"])
+    assert keys == sorted(keys)
+    assert load_model(path, sha256=hashlib.sha256(content).hexdigest(),
+                      device="cpu").metadata["é"] == "ü"
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_altered_file_fails_its_checksum(saved_model):

@@ -85,6 +85,27 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _sorted_metadata(blob: bytes) -> bytes:
+    """
+    The same safetensors file with its metadata keys in sorted order.
+
+    safetensors writes its metadata from a hash map, in an order that changes
+    from one process to the next; sorting it makes the bytes, hence the
+    sha256 in the model card, a function of the weights and metadata alone.
+    The header keeps its length (same keys and values), so the tensor data
+    that follows it is untouched.
+    """
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + length])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:
+        raise RuntimeError("re-serialised safetensors header is longer than the original")
+    # safetensors pads its header with spaces to an 8-byte boundary; keep its length.
+    return blob[:8] + text.ljust(length, b" ") + blob[8 + length :]
+
+
 def save_model(model: PConvUNet, path: str | Path, *, metadata: dict[str, str]) -> str:
     """
     Write a network to a safetensors file with its metadata.
@@ -113,7 +134,7 @@ def save_model(model: PConvUNet, path: str | Path, *, metadata: dict[str, str]) 
     >>> len(digest)
     64
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +145,13 @@ def save_model(model: PConvUNet, path: str | Path, *, metadata: dict[str, str]) 
     full_metadata["config"] = json.dumps(
         {"in_channels": model.in_channels, "channels": list(model.channels)}
     )
-    save_file(tensors, str(path), metadata=full_metadata)
-    # safetensors writes owner-only files; package data must be readable by everyone.
-    path.chmod(0o644)
+    blob = _sorted_metadata(save(tensors, metadata=full_metadata))
+    # Written beside the target and renamed over it, so no half-written file is ever left.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(blob)
+    # Package data must be readable by everyone.
+    partial.chmod(0o644)
+    partial.replace(path)
     return _file_sha256(path)
 
 
