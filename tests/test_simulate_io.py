@@ -127,6 +127,31 @@ def test_load_real_map_flags_and_squeezes(tmp_path):
     assert np.isfinite(loaded).sum() == 46
 
 
+@pytest.mark.parametrize("shape", [(6, 10), (10, 6), (7, 7)])
+def test_real_map_halves_split_the_longer_axis_without_overlap(tmp_path, shape):
+    image = np.arange(np.prod(shape), dtype=float).reshape(shape)
+    path = tmp_path / "map.fits"
+    fits.writeto(path, image)
+    training = load_real_map(path, part="training")
+    evaluation = load_real_map(path, part="evaluation")
+    axis = int(shape[1] > shape[0])
+    assert training.shape[1 - axis] == evaluation.shape[1 - axis] == shape[1 - axis]
+    assert training.shape[axis] + evaluation.shape[axis] == shape[axis]
+    assert np.array_equal(np.concatenate([training, evaluation], axis=axis), image)
+    with pytest.raises(ValueError, match="part must be"):
+        load_real_map(path, part="test")
+
+
+def test_real_map_half_without_data_fails_clearly(tmp_path):
+    image = np.ones((4, 8))
+    image[:, 4:] = np.nan
+    path = tmp_path / "half.fits"
+    fits.writeto(path, image)
+    assert load_real_map(path, part="training").shape == (4, 4)
+    with pytest.raises(ValueError, match="evaluation half"):
+        load_real_map(path, part="evaluation")
+
+
 def test_load_real_map_rejects_files_without_an_image(tmp_path):
     path = tmp_path / "table.fits"
     fits.HDUList(

@@ -7,7 +7,8 @@ Three families:
   six bands and three background regimes (faint cirrus, bright filamentary
   cloud, Galactic-plane-like confusion), 512x512 to 2048x2048 pixels;
 - the real maps of ``<repo>/../shared/data/real_maps`` as backgrounds with
-  injected sources (skipped, with a message, when that folder is absent);
+  injected sources: the evaluation half of each, which training never draws
+  from (skipped, with a message, when that folder is absent);
 - the reference case of the design note: a 512x512 power-law background of
   unit standard deviation, noise 0.05, 60 sources, holes of 2 FWHM radius
   at the true positions, several seeds.
@@ -103,8 +104,8 @@ class MapSpec:
     regime : str
         Background regime (``"reference"`` for the reference case).
     shape : tuple of int
-        ``(0, 0)`` for a real map: its own shape, each side capped at
-        `REAL_MAP_MAX_SIDE`.
+        ``(0, 0)`` for a real map: the shape of its evaluation half, each
+        side capped at `REAL_MAP_MAX_SIDE`.
     n_sources : int
         0 for a real map: the regime's density times its area.
     seed : int
@@ -309,7 +310,8 @@ def _simulated_map(spec: MapSpec) -> BenchMap:
     background = None
     shape = spec.shape
     if spec.background_path is not None:
-        background = load_real_map(spec.background_path)
+        # The half of the real map that training never draws from.
+        background = load_real_map(spec.background_path, part="evaluation")
         shape = tuple(min(side, REAL_MAP_MAX_SIDE) for side in background.shape)
     sim = simulate_map(
         shape,

@@ -4,6 +4,11 @@ them cleanly, and turning one into a background of a chosen size and
 brightness (random 90-degree rotation, flip and crop, resampled up when it
 is smaller than the requested map, rescaled to a chosen robust std).
 
+Each map is split in two halves along its longer axis: training draws
+only from the first (``part="training"``), the benchmark only from the
+second (``part="evaluation"``), so that the benchmark's real skies are skies
+the network has not seen.
+
 The maps live outside the repository, in ``<repo>/../shared/data/real_maps``
 (or the folder named by the ``NEMESIS_BKG_REAL_MAPS`` environment variable).
 """
@@ -21,6 +26,7 @@ from scipy import ndimage
 
 __all__ = [
     "FLAG_THRESHOLD",
+    "REAL_MAP_PARTS",
     "load_real_map",
     "real_background",
     "real_map_paths",
@@ -29,6 +35,10 @@ __all__ = [
 
 #: Pixel values at or above this magnitude are flags (e.g. 1e25), not data.
 FLAG_THRESHOLD = 1e24
+
+#: The halves of a real map: the first along its longer axis for training, the second for
+#: evaluation.
+REAL_MAP_PARTS = ("training", "evaluation")
 
 
 def real_maps_folder() -> Path:
@@ -74,7 +84,7 @@ def real_map_paths() -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower() in (".fits", ".fit"))
 
 
-def load_real_map(path: str | os.PathLike) -> np.ndarray:
+def load_real_map(path: str | os.PathLike, *, part: str | None = None) -> np.ndarray:
     """
     The first 2-D image of a FITS file as a clean float64 array.
 
@@ -84,6 +94,9 @@ def load_real_map(path: str | os.PathLike) -> np.ndarray:
     Parameters
     ----------
     path : str or path-like
+    part : {None, "training", "evaluation"}, optional
+        The whole map (None), or one half of it along its longer axis: the
+        first for training, the second for evaluation (`REAL_MAP_PARTS`).
 
     Returns
     -------
@@ -93,14 +106,17 @@ def load_real_map(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the file holds no 2-D image or no finite pixel.
+        If the file holds no 2-D image or no finite pixel, or ``part`` is
+        not one of `REAL_MAP_PARTS`.
 
     Examples
     --------
     >>> from nemesis_bkg.simulate import load_real_map, real_map_paths
     >>> paths = real_map_paths()
-    >>> image = load_real_map(paths[0]) if paths else None
+    >>> image = load_real_map(paths[0], part="evaluation") if paths else None
     """
+    if part is not None and part not in REAL_MAP_PARTS:
+        raise ValueError(f"part must be None or one of {REAL_MAP_PARTS}, not {part!r}")
     with fits.open(path, memmap=False) as hdul:
         image = next(
             (
@@ -115,8 +131,14 @@ def load_real_map(path: str | os.PathLike) -> np.ndarray:
     image = np.array(image, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         image[~np.isfinite(image) | (np.abs(image) >= FLAG_THRESHOLD)] = np.nan
+    if part is not None:
+        axis = int(image.shape[1] > image.shape[0])
+        middle = image.shape[axis] // 2
+        halves = np.split(image, [middle], axis=axis)
+        image = np.ascontiguousarray(halves[REAL_MAP_PARTS.index(part)])
     if not np.isfinite(image).any():
-        raise ValueError(f"{path} has no finite, unflagged pixel.")
+        raise ValueError(f"{path} has no finite, unflagged pixel" +
+                         (f" in its {part} half." if part else "."))
     return image
 
 

@@ -273,7 +273,8 @@ def real_map_views(
     Each map is resampled by a random zoom and scaled to a random contrast
     (robust std over the white noise added to it); its own noise stays part
     of the truth, as in the method paper, and the added noise is never below
-    it. Maps whose file name contains one of ``exclude`` are skipped (the
+    it. Only the training half of each map is used (the benchmark scores on
+    the other). Maps whose file name contains one of ``exclude`` are skipped (the
     default configuration skips the GLIMPSE map: its crowded stars are
     compact sources, not background). Empty when the maps are absent.
 
@@ -288,7 +289,7 @@ def real_map_views(
     for path in real_map_paths():
         if any(name in path.name for name in exclude):
             continue
-        image = load_real_map(path)
+        image = load_real_map(path, part="training")
         for _ in range(views_per_map):
             zoom = float(np.exp(rng.uniform(*np.log(zoom_range))))
             resampled = ndimage.zoom(np.nan_to_num(image, nan=0.0), zoom, order=1)

@@ -48,8 +48,9 @@ peak never sets the scale (it lies in a hole).
   ({map_size}x{map_size}, all six Herschel bands, regimes cirrus / filamentary / confusion,
   contrast (background std / noise) {contrast_range[0]:g} to {contrast_range[1]:g}, their
   simulated noise with scan stripes), and
-  {real_share:.0%} of the samples cut from the real maps of `../shared/data/real_maps` (randomly
-  zoomed, rotated, flipped, rescaled; their own noise stays in the truth).
+  {real_share:.0%} of the samples cut from the training halves of the real maps of
+  `../shared/data/real_maps` (randomly zoomed, rotated, flipped, rescaled; their own noise
+  stays in the truth); the benchmark scores on the other halves.
 - Beam sampling: FWHM {fwhm_range[0]:g} to {fwhm_range[1]:g} pixels per beam (all Herschel
   bands: PACS 70 um to SPIRE 500 um at their usual pixels); bands: PACS 70/100/160, SPIRE
   250/350/500 and any map sampled within that range.
@@ -106,7 +107,7 @@ def _validation_text(metrics, samples_total):
     ]
     lines = [
         "Fixed seeds; the maps are simulated with other seeds than the training maps, the",
-        "real-map crops come from the same maps as training. Half of the",
+        "real-map crops come from the same (training) halves of the real maps. Half of the",
         f"{samples_total} validation tiles set the uncertainty calibration, the other half",
         f"({metrics['samples']} tiles) gives these figures: in-hole RMS error / map noise.",
         "",
