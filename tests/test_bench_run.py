@@ -248,4 +248,7 @@ def test_speed_benchmark_smoke(tmp_path):
     assert results["whole_seconds"] > 0 and results["per_source_seconds"] > 0
     assert results["speedup"] == pytest.approx(
         results["per_source_seconds"] / results["inpaint_seconds"])
-    assert "speed-up" in format_speed_report(results)
+    assert results["fill_seconds"] > 0
+    assert results["speedup_ceiling"] == pytest.approx(
+        results["per_source_seconds"] / results["fill_seconds"])
+    assert "ceiling" in format_speed_report(results)
