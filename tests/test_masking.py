@@ -17,6 +17,7 @@ from nemesis_bkg.masking import (
     build_source_mask,
     hole_radius,
 )
+from nemesis_bkg.masking.detection import refine_peaks
 from nemesis_bkg.masking.result import FLAG_TENTATIVE
 
 FWHM = 3.5
@@ -263,11 +264,59 @@ def test_result_is_a_source_mask():
 @pytest.mark.parametrize(
     "options",
     [{"snr_threshold": 0}, {"max_size_ratio": 1.0}, {"dilate": -1}, {"dilate": 1.5},
-     {"k": np.nan}, {"structure_box": 0}],
+     {"k": np.nan}, {"structure_box": 0}, {"margin": -1.0}, {"margin": np.inf},
+     {"min_curvature_snr": np.nan}, {"min_curvature_snr": -1.0}],
 )
 def test_bad_options_are_rejected(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(options))):
         SourceMasker(**options)
+
+
+@pytest.mark.parametrize("options", [{"snr_threshold": "5"}, {"dilate": "1"}, {"k": None}])
+def test_options_that_are_no_numbers_are_a_type_error(options):
+    with pytest.raises(TypeError, match=f"{next(iter(options))} must be a number"):
+        SourceMasker(**options)
+
+
+def test_bad_margin_is_refused_even_on_a_map_without_sources():
+    # It used to be checked only when a source needed a hole.
+    with pytest.raises(ValueError, match="margin"):
+        build_source_mask(noise((48, 48)), FWHM, margin=-2.0)
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (12, 200)])
+def test_maps_smaller_than_the_noise_boxes_are_masked(shape):
+    # The noise boxes are 10 beams (35 pixels) wide: these maps could not fill half of one.
+    centre = (shape[1] // 2, shape[0] // 2)
+    data = gaussians(shape, [centre], [40.0]) + noise(shape, seed=2)
+    result = build_source_mask(data, FWHM)
+    assert len(result.catalog) == 1 and result.mask[centre[1], centre[0]]
+    assert np.allclose(np.median(result.background_rms), 1.0, rtol=0.35)
+
+
+def test_hole_cut_by_the_map_border_is_flagged_edge():
+    shape = (96, 96)
+    data = gaussians(shape, [(48.0, 1.0), (48.0, 48.0)], [60.0, 60.0]) + noise(shape)
+    catalog = build_source_mask(data, FWHM).catalog
+    assert len(catalog) == 2
+    border = catalog[np.argmin(catalog["y"])]
+    inner = catalog[np.argmax(catalog["y"])]
+    assert border["flags"] & FLAG_EDGE and not inner["flags"] & FLAG_EDGE
+
+
+def test_source_on_the_last_row_stays_on_the_map():
+    # No parabola can be fitted across the map's last row: the refined position used to be
+    # put on the map's border (y = 79.5) whatever the source's true position.
+    shape = (80, 80)
+    data = gaussians(shape, [(40.0, 78.8)], [100.0]) + noise(shape, seed=1)
+    row = build_source_mask(data, FWHM).catalog[0]
+    assert row["y"] == 79.0 and row["flags"] & FLAG_EDGE
+
+
+def test_refine_peaks_keeps_edge_peaks_on_their_pixel():
+    image = -((np.arange(9.0)[None, :] - 8.3) ** 2) - (np.arange(9.0)[:, None] - 4.2) ** 2
+    y, x = refine_peaks(image, np.array([4]), np.array([8]))
+    assert y[0] == pytest.approx(4.2) and x[0] == 8.0
 
 
 def test_angular_beam_without_wcs_is_an_error():
@@ -296,3 +345,8 @@ def test_ragged_nan_border_makes_no_holes():
     data = np.where(covered, cloud + noise(shape, seed=7), np.nan)
     result = build_source_mask(data, FWHM)
     assert len(result.catalog) == 0 and not result.mask.any()
+
+
+def test_origin_must_be_whole_pixels():
+    with pytest.raises(TypeError, match="origin must be a"):
+        build_source_mask(noise((48, 48)), FWHM, origin=(0.5, 0))

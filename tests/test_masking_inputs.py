@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.nddata import CCDData
-from astropy.table import QTable, Table
+from astropy.table import Column, MaskedColumn, QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 from regions import (
@@ -199,3 +199,95 @@ def test_catalog_position_without_coverage_is_harmless():
                                catalog=Table({"x": [10.0, 31.0], "y": [40.0, 40.0]}))
     assert len(result.catalog) == 2
     assert not result.mask[:, :30].any() and result.mask[40, 31]
+
+
+def test_region_off_the_map_is_ignored_with_a_warning():
+    off_map = CirclePixelRegion(PixCoord(200.0, 30.0), 3.0)
+    with pytest.warns(AstropyUserWarning, match="covers no pixel centre"):
+        result = build_source_mask(noise(), FWHM, detect=False,
+                                   regions=[off_map, CirclePixelRegion(PixCoord(30.0, 40.0), 3.0)])
+    assert result.catalog["origin"].tolist() == ["region"] and result.mask[40, 30]
+    assert len(result.regions()) == 1
+
+
+def test_region_between_pixel_centres_is_not_said_to_be_off_the_map():
+    between = CirclePixelRegion(PixCoord(40.5, 30.5), 0.3)
+    with pytest.warns(AstropyUserWarning, match="between pixel centres"):
+        result = build_source_mask(noise(), FWHM, detect=False, regions=between)
+    assert len(result.catalog) == 0 and not result.mask.any()
+
+
+def test_protect_region_off_the_map_is_reported():
+    with pytest.warns(AstropyUserWarning, match="protect region .* covers no pixel centre"):
+        build_source_mask(noise(), FWHM, detect=False,
+                          protect=CirclePixelRegion(PixCoord(-50.0, 30.0), 5.0))
+
+
+def test_point_in_protect_is_an_error():
+    data = noise() + source(40.0, 30.0, 100.0)
+    with pytest.raises(ValueError, match="point region .* protects nothing"):
+        build_source_mask(data, FWHM, protect=PointPixelRegion(PixCoord(40.0, 30.0)))
+
+
+def test_point_region_far_off_the_map_is_ignored_with_a_warning():
+    far = PointPixelRegion(PixCoord(200.0, 30.0))
+    with pytest.warns(AstropyUserWarning, match="off the map"):
+        result = build_source_mask(noise(), FWHM, detect=False, regions=far)
+    assert len(result.catalog) == 0 and len(result.regions()) == 0
+
+
+def test_point_region_just_off_the_map_keeps_the_part_of_its_hole_on_it():
+    result = build_source_mask(noise(), FWHM, detect=False,
+                               regions=PointPixelRegion(PixCoord(-1.0, 30.0)))
+    assert len(result.catalog) == 1 and result.mask[30, 0]
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [QTable({"x": [40.0] * u.deg, "y": [30.0] * u.deg}),
+     Table({"x": Column([40.0], unit="arcsec"), "y": Column([30.0], unit="arcsec")})],
+)
+def test_catalog_pixel_columns_in_another_unit_are_an_error(catalog):
+    with pytest.raises(ValueError, match="in pixels"):
+        build_source_mask(noise(), FWHM, detect=False, catalog=catalog)
+
+
+def test_catalog_pixel_columns_may_carry_the_pixel_unit():
+    catalog = QTable({"x": [40.0] * u.pix, "y": [30.0] * u.pix})
+    result = build_source_mask(noise(), FWHM, detect=False, catalog=catalog)
+    assert result.catalog["x"][0] == 40.0 and result.mask[30, 40]
+
+
+def test_catalog_infinite_hole_radius_is_an_error():
+    catalog = Table({"x": [40.0], "y": [30.0], "hole_radius": [np.inf]})
+    with pytest.raises(ValueError, match="not positive and finite"):
+        build_source_mask(noise(), FWHM, detect=False, catalog=catalog)
+
+
+def test_catalog_masked_hole_radius_leaves_it_to_the_rule():
+    radius = MaskedColumn([8.0, 0.0], mask=[False, True])
+    catalog = Table({"x": [40.0, 70.0], "y": [30.0, 60.0], "hole_radius": radius})
+    result = build_source_mask(noise(), FWHM, detect=False, catalog=catalog)
+    rule = build_source_mask(noise(), FWHM, detect=False,
+                             catalog=Table({"x": [70.0], "y": [60.0]}))
+    assert result.catalog["hole_radius"][0].value == pytest.approx(8.0)
+    assert result.catalog["hole_radius"][1] == rule.catalog["hole_radius"][0]
+
+
+def test_catalog_hole_radius_column_unit_of_a_plain_table_is_honoured():
+    # A Table (not QTable) keeps the unit on the Column: 48 arcsec is 8 pixels of 6 arcsec.
+    catalog = Table({"x": [40.0], "y": [40.0], "hole_radius": Column([48.0], unit="arcsec")})
+    result = build_source_mask(CCDData(noise(), unit="Jy", wcs=wcs()), FWHM, detect=False,
+                               catalog=catalog)
+    assert result.catalog["hole_radius"][0].value == pytest.approx(8.0)
+
+
+def test_catalog_hole_radius_in_a_wrong_unit_says_what_to_give():
+    catalog = QTable({"x": [40.0], "y": [40.0], "hole_radius": [3.0] * u.Jy})
+    with pytest.raises(ValueError, match="give it in pixels"):
+        build_source_mask(noise(), FWHM, detect=False, catalog=catalog)
+
+
+def test_catalog_of_another_type_says_what_to_give():
+    with pytest.raises(TypeError, match=r"Table\(\{'x': x, 'y': y\}\)"):
+        build_source_mask(noise(), FWHM, catalog=np.array([[40.0, 30.0]]))

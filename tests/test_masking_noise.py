@@ -47,7 +47,7 @@ def test_local_background_fills_uncovered_regions():
 
 
 def test_all_nan_map_is_an_error():
-    with pytest.raises(ValueError, match="valid pixels"):
+    with pytest.raises(ValueError, match="cannot estimate the local background"):
         local_background(np.full((32, 32), np.nan), 8)
 
 
@@ -64,3 +64,19 @@ def test_second_differences_ignore_smooth_structure():
     cloud = 300 * np.exp(-((x - 128) ** 2 + (y - 128) ** 2) / (2 * 40.0**2))
     estimate = second_difference_noise(cloud + rng.normal(0.0, 1.5, cloud.shape), 64)
     np.testing.assert_allclose(estimate, 1.5, rtol=0.12)
+
+
+def test_box_statistics_of_a_map_narrower_than_a_box():
+    # A 20x20 map fills 400 of a 35x35 box's 1225 pixels: under half, yet all it can give.
+    rng = np.random.default_rng(7)
+    median, noise = box_statistics(rng.normal(3.0, 1.0, (20, 20)), 35)
+    assert median.shape == (1, 1)
+    assert median[0, 0] == pytest.approx(3.0, abs=0.3) and noise[0, 0] == pytest.approx(1.0,
+                                                                                        rel=0.3)
+
+
+def test_sparse_coverage_error_says_what_to_do():
+    data = np.full((64, 64), np.nan)
+    data[::4, ::4] = 1.0
+    with pytest.raises(ValueError, match="coverage mask, or give a larger map"):
+        local_noise(data, 16)

@@ -192,7 +192,7 @@ def remeasure_blended(
     sigma_beam: float,
     max_size_ratio: float,
     reach: float,
-):
+) -> CandidateMeasurements:
     """
     Measure candidates again with their neighbours' beams subtracted.
 
@@ -218,6 +218,26 @@ def remeasure_blended(
     -------
     `~nemesis_bkg.masking.detection.CandidateMeasurements`
         For the candidates ``which``, in that order.
+
+    Examples
+    --------
+    Two beams (peaks 10 and 6) four pixels apart, each measured first with
+    the other's light in its fit, then with it subtracted:
+
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.blends import joint_amplitudes, remeasure_blended
+    >>> from nemesis_bkg.masking.detection import measure_at
+    >>> yy, xx = np.mgrid[:48, :48]
+    >>> image = sum(peak * np.exp(-((xx - x0) ** 2 + (yy - 24.0) ** 2) / (2 * 1.5**2))
+    ...             for x0, peak in ((20.0, 10.0), (24.0, 6.0)))
+    >>> y, x, valid = np.array([24.0, 24.0]), np.array([20.0, 24.0]), image == image
+    >>> single = measure_at(image, valid, y, x, sigma_beam=1.5, max_size_ratio=1.3)
+    >>> again = remeasure_blended(image, valid, y, x,
+    ...                           joint_amplitudes(y, x, single.amplitude, 1.5),
+    ...                           np.array([0, 1]), sigma_beam=1.5, max_size_ratio=1.3,
+    ...                           reach=7.0)
+    >>> single.amplitude.round(1), again.amplitude.round(1)
+    (array([8.9, 4.1]), array([9.4, 5.7]))
     """
     tree = cKDTree(np.column_stack([x, y]))
     half = int(np.ceil(4.0 * max_size_ratio**2 * sigma_beam + reach)) + 2
@@ -254,11 +274,26 @@ def is_compact(measured: CandidateMeasurements, max_size_ratio: float) -> np.nda
     Parameters
     ----------
     measured : `~nemesis_bkg.masking.detection.CandidateMeasurements`
+        Measurements made for ``max_size_ratio``.
     max_size_ratio : float
+        Largest FWHM, in beams, of a single compact source.
 
     Returns
     -------
     ndarray of bool
+
+    Examples
+    --------
+    A compact blob, a pair (beam-like across, a little long), a clump:
+
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.blends import is_compact
+    >>> from nemesis_bkg.masking.detection import CandidateMeasurements
+    >>> measured = CandidateMeasurements(amplitude=np.ones(3),
+    ...                                  size_ratio=np.array([0.8, 1.05, 3.0]),
+    ...                                  width_ratio=np.array([0.8, 0.9, 0.9]))
+    >>> is_compact(measured, 1.3).tolist()
+    [True, True, False]
     """
     pair = (measured.width_ratio <= 1.0) & (
         measured.size_ratio <= size_ratio_of(MAX_BLEND_LENGTH, max_size_ratio))
@@ -402,6 +437,28 @@ def find_companions(
     Returns
     -------
     `Companions`
+
+    Examples
+    --------
+    A companion at 4 % of a bright neighbour, 5 pixels (1.4 FWHM) away, on a
+    map with unit pixel noise:
+
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.blends import find_companions, subtract_beams
+    >>> from nemesis_bkg.masking.detection import filter_noise_gains
+    >>> yy, xx = np.mgrid[:48, :48]
+    >>> image = sum(peak * np.exp(-((xx - x0) ** 2 + (yy - 24.0) ** 2) / (2 * 1.5**2))
+    ...             for x0, peak in ((24.0, 200.0), (29.0, 8.0)))
+    >>> y, x, amplitude = np.array([24.0]), np.array([24.0]), np.array([200.0])
+    >>> laplacian_gain, second_gain = filter_noise_gains(1.5)
+    >>> found = find_companions(
+    ...     subtract_beams(image, y, x, amplitude, 1.5), image == image,
+    ...     np.full(image.shape, laplacian_gain), y, x, amplitude, sigma_beam=1.5,
+    ...     threshold=5.0, min_curvature_snr=2.0,
+    ...     laplacian_to_second=second_gain / laplacian_gain, max_size_ratio=1.3,
+    ...     search_radius=9.0, min_separation=2.6)
+    >>> found.x.round(2), found.amplitude.round(2)
+    (array([29.]), array([8.]))
     """
     half = int(np.ceil(search_radius))
     pad = int(np.ceil(4 * sigma_beam)) + 1

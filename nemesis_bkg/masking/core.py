@@ -24,6 +24,7 @@ The steps (each in its own module):
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from typing import Any
@@ -56,7 +57,7 @@ from .detection import (
     refine_peaks,
     segment_significance,
 )
-from .holes import beam_excess, draw_disks, hole_radius, psf_profile
+from .holes import _disk_box, beam_excess, draw_disks, hole_radius, psf_profile
 from .noise import local_background, local_noise, second_difference_noise
 from .result import (
     FLAG_EDGE,
@@ -67,11 +68,11 @@ from .result import (
     empty_catalog,
     make_catalog,
 )
-from .user_inputs import catalog_positions, read_regions, regions_to_mask
+from .user_inputs import catalog_positions, read_regions, region_pixels, regions_to_mask
 
 __all__ = ["SourceMasker", "build_source_mask"]
 
-RegionsInput = Regions | Region | str | os.PathLike
+RegionsInput = Regions | Region | list[Region] | str | os.PathLike
 
 #: A detection whose fitted beam amplitude is below the pixel noise is no
 #: beam-shaped excess (e.g. a kink of a coverage edge): it is dropped.
@@ -88,35 +89,38 @@ class SourceMasker:
         Detection threshold: the beam-scale Laplacian of the map must stand
         this many times above its local fluctuation (instrumental noise, or
         the background's own structure at the beam scale where larger).
+        Default 5.
     k : float, optional
         Holes reach where the source's profile falls to ``k`` times the
-        pixel noise (see `hole_radius`).
+        pixel noise (see `hole_radius`). Default 1.
     margin : float, optional
-        Pixels added to every hole radius; default half the beam FWHM.
+        Pixels (>= 0) added to every hole radius; default half the beam FWHM.
     dilate : int, optional
-        Dilation, in pixels, of each source's segment before it joins the hole.
+        Dilation, in pixels (>= 0), of each source's segment before it joins
+        the hole. Default 1.
     max_size_ratio : float, optional
-        Largest FWHM, in beams, of a source still called compact; wider
-        clumps are left as background (blobs beam-like across and up to
-        2.5 beams long pass as unresolved pairs, see
-        `~nemesis_bkg.masking.blends.is_compact`).
+        Largest FWHM, in beams, of a source still called compact (> 1);
+        wider clumps are left as background (blobs beam-like across and up
+        to 2.5 beams long pass as unresolved pairs, see
+        `~nemesis_bkg.masking.blends.is_compact`). Default 1.3.
     min_curvature_snr : float, optional
-        Least significance (in units of the local fluctuation) of the
+        Least significance (>= 0, in units of the local fluctuation) of the
         curvature along a source's flattest direction; filament crests,
-        flat along their length, fall below it.
+        flat along their length, fall below it. Default 2.
     local_structure : bool, optional
         Raise the detection threshold where the background is structured at
-        the beam scale (default). With False only the instrumental noise
-        counts, and every compact bump of a bright cloud gets a hole.
+        the beam scale (default True). With False only the instrumental
+        noise counts, and every compact bump of a bright cloud gets a hole.
     structure_box : float, optional
         Side, in beams, of the boxes over which the background's structure
         is measured (the estimate is then median-filtered over 3x3 boxes).
+        Default 4.
     deblend : bool, optional
-        Deblend segments holding several peaks (photutils).
+        Deblend segments holding several peaks (photutils). Default True.
     segment_reach : float, optional
         A source's segment joins its hole only when it lies within this
         many hole radii of the centre (a segment reaching farther runs
-        into extended structure, such as a filament's crest).
+        into extended structure, such as a filament's crest). Default 1.5.
     psf : array-like, optional
         Image of the beam on the maps' pixel grid (odd sides, centred on
         the middle pixel, any normalisation): holes then reach where the
@@ -125,6 +129,14 @@ class SourceMasker:
         puts above a Gaussian (sidelobes) is not taken for faint companions
         of bright sources (see `~nemesis_bkg.masking.blends`). Detection
         still uses a Gaussian of the given FWHM. Default: a Gaussian beam.
+
+    Raises
+    ------
+    TypeError
+        If a numerical option is not a number.
+    ValueError
+        If an option is out of its range (see above) or ``psf`` is unusable
+        (see `~nemesis_bkg.masking.psf_profile`).
 
     Notes
     -----
@@ -172,29 +184,26 @@ class SourceMasker:
         segment_reach: float = 1.5,
         psf: np.ndarray | None = None,
     ) -> None:
-        for name, value in (("snr_threshold", snr_threshold), ("k", k),
-                            ("max_size_ratio", max_size_ratio),
-                            ("segment_reach", segment_reach),
-                            ("structure_box", structure_box)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be positive and finite, got {value!r}.")
-        if max_size_ratio <= 1:
+        self.snr_threshold = _checked_number("snr_threshold", snr_threshold)
+        self.k = _checked_number("k", k)
+        self.margin = None if margin is None else _checked_number("margin", margin,
+                                                                  allow_zero=True)
+        self.max_size_ratio = _checked_number("max_size_ratio", max_size_ratio)
+        if self.max_size_ratio <= 1:
             raise ValueError(
                 f"max_size_ratio must exceed 1 (a point source is one beam wide), got "
                 f"{max_size_ratio!r}."
             )
-        if int(dilate) != dilate or dilate < 0:
+        self.min_curvature_snr = _checked_number("min_curvature_snr", min_curvature_snr,
+                                                 allow_zero=True)
+        self.structure_box = _checked_number("structure_box", structure_box)
+        self.segment_reach = _checked_number("segment_reach", segment_reach)
+        dilation = _checked_number("dilate", dilate, allow_zero=True)
+        if dilation != int(dilation):
             raise ValueError(f"dilate must be a whole number of pixels >= 0, got {dilate!r}.")
-        self.snr_threshold = float(snr_threshold)
-        self.k = float(k)
-        self.margin = margin
-        self.dilate = int(dilate)
-        self.max_size_ratio = float(max_size_ratio)
-        self.min_curvature_snr = float(min_curvature_snr)
+        self.dilate = int(dilation)
         self.local_structure = bool(local_structure)
-        self.structure_box = float(structure_box)
         self.deblend = bool(deblend)
-        self.segment_reach = float(segment_reach)
         if psf is not None:
             psf_profile(psf)  # fail here, not at the first image, on an unusable PSF
         self.psf = None if psf is None else np.array(psf, dtype=float)
@@ -224,10 +233,11 @@ class SourceMasker:
             image's mask make holes.
         catalog : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`, optional
             Extra source positions (see `~nemesis_bkg.masking.user_inputs`).
-        regions : `regions.Regions`, region or path, optional
-            Extra areas to mask (DS9 or CRTF file or regions objects).
-        protect : `regions.Regions`, region or path, optional
-            Areas never masked.
+        regions : `regions.Regions`, region, list of regions or path, optional
+            Extra areas to mask (DS9 or CRTF file or regions objects); point
+            regions are positions, like catalogue rows.
+        protect : `regions.Regions`, region, list of regions or path, optional
+            Areas never masked (no point regions: they cover no pixel).
         origin : tuple of int, optional
             Position (row, column) of the image's pixel (0, 0) in a larger
             map of which it is a cutout: the boxes of the background and
@@ -238,7 +248,18 @@ class SourceMasker:
         Returns
         -------
         `~nemesis_bkg.masking.SourceMask`
+            The holes, their catalogue and the background and noise maps
+            they were decided on. The input is not modified.
+
+        Warns
+        -----
+        `~astropy.utils.exceptions.AstropyUserWarning`
+            For catalogue rows off the map, regions that cover no pixel of
+            it, and user holes clipped by ``protect``.
         """
+        if not (len(origin) == 2 and all(isinstance(v, numbers.Integral) for v in origin)):
+            raise TypeError(f"origin must be a (row, column) pair of whole pixels, got "
+                            f"{origin!r}.")
         if not isinstance(image, ImageInput):
             image = read_image(image)
         fwhm = beam_fwhm_pixels(fwhm_pixels, image.wcs)
@@ -248,7 +269,7 @@ class SourceMasker:
         protect_mask = np.zeros(shape, dtype=bool)
         if protect is not None:
             protect_mask, _, _ = regions_to_mask(read_regions(protect, "protect"), image.wcs,
-                                                 shape, "protect")
+                                                 shape, "protect", allow_points=False)
 
         data = np.where(valid, image.data, np.nan)
         background = local_background(data, max(int(np.ceil(3 * fwhm)), 5), origin=origin)
@@ -390,22 +411,22 @@ class SourceMasker:
         return np.maximum(hole_radius(snr, fwhm, k=self.k, margin=self.margin, psf=self.psf),
                           floor)
 
-    def _positions_rows(self, x, y, requested, residual, valid, pixel_noise, fwhm, rows,
-                        origin):
-        """Rows for user positions: SNR measured there, holes at least a threshold source's."""
+    def _measured_radius(self, x, y, residual, valid, pixel_noise, fwhm):
+        """Peak SNR measured at user positions, and the hole the rule gives them."""
         found = measure_at(residual, valid, y, x, sigma_beam=FWHM_TO_SIGMA * fwhm,
                            max_size_ratio=self.max_size_ratio)
         snr = found.amplitude / pixel_noise[_pixel_index(y, x, residual.shape)]
-        radius = np.where(np.isfinite(requested), requested, self._radius(snr, fwhm))
-        rows.add(x=x, y=y, snr=snr, radius=radius, label=np.zeros(x.size, dtype=int),
-                 area=np.zeros(x.size), origin=origin)
-        return radius
+        return snr, self._radius(snr, fwhm)
 
     def _add_catalog(self, catalog, image, residual, valid, pixel_noise, fwhm, rows):
         positions = catalog_positions(catalog, image.wcs, image.shape)
         if positions.x.size:
-            self._positions_rows(positions.x, positions.y, positions.hole_radius, residual,
-                                 valid, pixel_noise, fwhm, rows, "catalog")
+            snr, rule = self._measured_radius(positions.x, positions.y, residual, valid,
+                                              pixel_noise, fwhm)
+            radius = np.where(np.isfinite(positions.hole_radius), positions.hole_radius, rule)
+            rows.add(x=positions.x, y=positions.y, snr=snr, radius=radius,
+                     label=np.zeros(snr.size, dtype=int), area=np.zeros(snr.size),
+                     origin="catalog")
 
     def _add_regions(self, regions, image, residual, valid, pixel_noise, fwhm, rows):
         region_mask, areas, points = regions_to_mask(read_regions(regions, "regions"),
@@ -414,35 +435,46 @@ class SourceMasker:
         if points:
             x = np.array([point.center.x for point in points], dtype=float)
             y = np.array([point.center.y for point in points], dtype=float)
-            radius = self._positions_rows(x, y, np.full(x.size, np.nan), residual, valid,
-                                          pixel_noise, fwhm, rows, "region")
+            snr, radius = self._measured_radius(x, y, residual, valid, pixel_noise, fwhm)
+            # A point off the map keeps its row only if its hole reaches a pixel of the map.
+            nearest_y, nearest_x = _pixel_index(y, x, image.shape)
+            reaches = np.hypot(y - nearest_y, x - nearest_x) <= radius
+            for point in (point for point, kept in zip(points, reaches, strict=True) if not kept):
+                warnings.warn(f"regions point {point!r} lies off the map, beyond the reach of its "
+                              "hole, and is ignored.", AstropyUserWarning, stacklevel=4)
+            x, y, snr, radius = x[reaches], y[reaches], snr[reaches], radius[reaches]
+            rows.add(x=x, y=y, snr=snr, radius=radius, label=np.zeros(x.size, dtype=int),
+                     area=np.zeros(x.size), origin="region")
             user_regions += [CirclePixelRegion(PixCoord(px, py), pr)
                              for px, py, pr in zip(x, y, radius, strict=True)]
         for region in areas:
-            region_pixels = region.to_mask(mode="center")
-            image_mask = region_pixels.to_image(image.shape, dtype=bool)
-            if image_mask is None or not image_mask.any():
-                warnings.warn(f"region {region} lies off the map and masks nothing.",
-                              AstropyUserWarning, stacklevel=4)
-                continue
+            py, px = region_pixels(region, image.shape, "regions")
             centre = getattr(region, "center", None)
             if centre is not None:
                 x, y = float(centre.x), float(centre.y)
             else:
-                y, x = (float(c) for c in ndimage.center_of_mass(image_mask))
-            py, px = np.nonzero(image_mask)
+                y, x = float(py.mean()), float(px.mean())
             radius = float(np.sqrt(((py - y) ** 2 + (px - x) ** 2).max())) + 0.5
-            ix = int(np.clip(round(x), 0, image.shape[1] - 1))
-            iy = int(np.clip(round(y), 0, image.shape[0] - 1))
-            amplitude = measure_at(residual, valid, np.array([iy], float), np.array([ix], float),
-                                   sigma_beam=FWHM_TO_SIGMA * fwhm,
+            index = _pixel_index(np.array([y]), np.array([x]), image.shape)
+            amplitude = measure_at(residual, valid, index[0].astype(float),
+                                   index[1].astype(float), sigma_beam=FWHM_TO_SIGMA * fwhm,
                                    max_size_ratio=self.max_size_ratio).amplitude
-            rows.add(x=np.array([x]), y=np.array([y]),
-                     snr=amplitude / pixel_noise[iy, ix], radius=np.array([radius]),
-                     label=np.zeros(1, dtype=int), area=np.array([float(py.size)]),
-                     origin="region", draw=False)
+            rows.add(x=np.array([x]), y=np.array([y]), snr=amplitude / pixel_noise[index],
+                     radius=np.array([radius]), label=np.zeros(1, dtype=int),
+                     area=np.array([float(py.size)]), origin="region", draw=False)
             user_regions.append(region)
         return region_mask, user_regions
+
+
+def _checked_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """``value`` as a float, refused unless finite and positive (or zero, if allowed)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.ndarray):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__} ({value!r}).")
+    number = float(value)
+    if not (np.isfinite(number) and (number > 0 or (allow_zero and number == 0))):
+        bound = ">= 0" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {bound} and finite, got {value!r}.")
+    return number
 
 
 def _pixel_index(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]):
@@ -519,6 +551,17 @@ def _add_mask_components(user_mask: np.ndarray, rows: _Rows) -> None:
              origin="mask", draw=False)
 
 
+def _reaches_beyond(y: float, x: float, radius: float, shape: tuple[int, int]) -> bool:
+    """Whether a disk holds a pixel centre outside the map (the map's border cuts it)."""
+    row, col = float(np.round(y)), float(np.round(x))
+    # Nearest rows and columns of pixel centres outside the map, on either side.
+    outside_rows = (min(row, -1.0), max(row, float(shape[0])))
+    outside_cols = (min(col, -1.0), max(col, float(shape[1])))
+    nearest2 = min(min((y - r) ** 2 for r in outside_rows) + (x - col) ** 2,
+                   min((x - c) ** 2 for c in outside_cols) + (y - row) ** 2)
+    return nearest2 <= radius**2
+
+
 def _flags(rows: _Rows, holes: np.ndarray, valid: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """EDGE, MERGED and PROTECTED bits per row, from each hole's bounding box; TENTATIVE."""
     flags = np.zeros(rows.x.size, dtype=np.int32)
@@ -528,13 +571,13 @@ def _flags(rows: _Rows, holes: np.ndarray, valid: np.ndarray, clipped: np.ndarra
     shape = holes.shape
     group_of_row = np.zeros(rows.x.size, dtype=int)
     for index, (x, y, radius) in enumerate(zip(rows.x, rows.y, rows.radius, strict=True)):
-        y0, y1 = max(int(np.floor(y - radius)), 0), min(int(np.ceil(y + radius)) + 1, shape[0])
-        x0, x1 = max(int(np.floor(x - radius)), 0), min(int(np.ceil(x + radius)) + 1, shape[1])
-        if y0 >= y1 or x0 >= x1:
+        # Beyond the map's border there is no coverage either.
+        if _reaches_beyond(y, x, radius, shape):
+            flags[index] |= FLAG_EDGE
+        box, distance2 = _disk_box(y, x, radius, shape)
+        if box is None:
             continue
-        box = (slice(y0, y1), slice(x0, x1))
-        disk = ((np.arange(y0, y1)[:, None] - y) ** 2
-                + (np.arange(x0, x1)[None, :] - x) ** 2) <= radius**2
+        disk = distance2 <= radius**2
         if (disk & ~valid[box]).any():
             flags[index] |= FLAG_EDGE
         if (disk & clipped[box]).any():

@@ -92,7 +92,17 @@ def hessian(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np
     return h_xx, h_yy, h_xy
 
 
-def minor_curvature(h_xx, h_yy, h_xy):
+def _principal_curvatures(h_xx, h_yy, h_xy):
+    """Minus the two Hessian eigenvalues, (across, along) the flattest direction."""
+    mean = 0.5 * (h_xx + h_yy)
+    spread = np.sqrt((0.5 * (h_xx - h_yy)) ** 2 + h_xy**2)
+    # Both eigenvalues are negative at a peak; the one closer to zero is mean + spread.
+    return -(mean - spread), -(mean + spread)
+
+
+def minor_curvature(
+    h_xx: float | np.ndarray, h_yy: float | np.ndarray, h_xy: float | np.ndarray
+) -> float | np.ndarray:
     """
     Curvature along the direction of least curvature, positive for a peak.
 
@@ -113,10 +123,7 @@ def minor_curvature(h_xx, h_yy, h_xy):
     >>> float(minor_curvature(-2.0, -0.5, 0.0)), float(minor_curvature(-2.0, 0.5, 0.0))
     (0.5, -0.5)
     """
-    mean = 0.5 * (h_xx + h_yy)
-    spread = np.sqrt((0.5 * (h_xx - h_yy)) ** 2 + h_xy**2)
-    # Both eigenvalues are negative at a peak; the one closer to zero is mean + spread.
-    return -(mean + spread)
+    return _principal_curvatures(h_xx, h_yy, h_xy)[1]
 
 
 def filter_noise_gains(sigma: float) -> tuple[float, float]:
@@ -229,6 +236,19 @@ def deblend_labels(
     -------
     `~photutils.segmentation.SegmentationImage`
         The input itself when nothing needs deblending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking.detection import deblend_labels, segment_significance
+    >>> yy, xx = np.mgrid[:48, :48]
+    >>> image = sum(10 * np.exp(-((xx - x0) ** 2 + (yy - 24.0) ** 2) / (2 * 1.5**2))
+    ...             for x0 in (20.0, 26.0))
+    >>> segmentation, y, x = segment_significance(image, image == image, threshold=1.0,
+    ...                                           n_pixels=5)
+    >>> segmentation.n_labels, deblend_labels(image, segmentation,
+    ...                                       segmentation.data[y, x], n_pixels=5).n_labels
+    (1, 2)
     """
     labels, n_peaks = np.unique(peak_labels, return_counts=True)
     blended = labels[(n_peaks > 1) & (labels > 0)]
@@ -293,16 +313,21 @@ def refine_peaks(
     """
     Sub-pixel peak positions from a parabola through the 3x3 neighbourhood.
 
+    Along an axis where the peak is on the map's first or last pixel there
+    is no neighbour beyond it, so no parabola: the position stays on the
+    pixel centre along that axis (the shift is at most half a pixel).
+
     Parameters
     ----------
     image : ndarray
         Smooth map, finite.
     y, x : ndarray of int
-        Integer peak positions.
+        Integer peak positions (0-based pixel indices).
 
     Returns
     -------
     y, x : ndarray of float
+        Positions in pixel coordinates (pixel centres at integers).
 
     Examples
     --------
@@ -312,18 +337,22 @@ def refine_peaks(
     >>> image = -((x[None, :] - 4.3) ** 2) - (x[:, None] - 3.8) ** 2
     >>> [round(float(v[0]), 2) for v in refine_peaks(image, np.array([4]), np.array([4]))]
     [3.8, 4.3]
+    >>> [float(v[0]) for v in refine_peaks(image, np.array([0]), np.array([8]))]
+    [0.0, 8.0]
     """
     padded = np.pad(image, 1, mode="edge")
     py, px = y + 1, x + 1
     centre = padded[py, px]
     shifts = []
-    for before, after in (
-        (padded[py - 1, px], padded[py + 1, px]),
-        (padded[py, px - 1], padded[py, px + 1]),
+    for position, size, (before, after) in (
+        (y, image.shape[0], (padded[py - 1, px], padded[py + 1, px])),
+        (x, image.shape[1], (padded[py, px - 1], padded[py, px + 1])),
     ):
         curvature = before - 2 * centre + after
+        # A replicated edge pixel would put every edge peak exactly on the map's border.
+        inside = (position > 0) & (position < size - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            shift = np.where(curvature < 0, 0.5 * (before - after) / curvature, 0.0)
+            shift = np.where(inside & (curvature < 0), 0.5 * (before - after) / curvature, 0.0)
         shifts.append(np.clip(np.nan_to_num(shift), -0.5, 0.5))
     return y + shifts[0], x + shifts[1]
 
@@ -362,9 +391,7 @@ def _scale_curvatures(cutouts, dy, dx, offsets, scale):
     h_xx = np.einsum("ny,nyx,nx->n", value_y, cutouts, second_x)
     h_yy = np.einsum("ny,nyx,nx->n", second_y, cutouts, value_x)
     h_xy = np.einsum("ny,nyx,nx->n", first_y, cutouts, first_x)
-    mean = 0.5 * (h_xx + h_yy)
-    spread = np.sqrt((0.5 * (h_xx - h_yy)) ** 2 + h_xy**2)
-    return -(mean - spread), -(mean + spread)
+    return _principal_curvatures(h_xx, h_yy, h_xy)
 
 
 @dataclass

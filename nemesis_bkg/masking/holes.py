@@ -362,8 +362,12 @@ def hole_radius(
     return np.maximum(profile_radius, leftover_radius)
 
 
-def _disk(y: float, x: float, radius: float, shape: tuple[int, int]):
-    """Slices of the disk's bounding box and the disk pixels inside it."""
+def _disk_box(y: float, x: float, radius: float, shape: tuple[int, int]):
+    """
+    Slices of a disk's bounding box within the map, and the squared distance
+    from the centre of every pixel of that box (None, None when the box is
+    off the map).
+    """
     y0 = max(int(np.floor(y - radius)), 0)
     y1 = min(int(np.ceil(y + radius)) + 1, shape[0])
     x0 = max(int(np.floor(x - radius)), 0)
@@ -372,7 +376,7 @@ def _disk(y: float, x: float, radius: float, shape: tuple[int, int]):
         return None, None
     rows = np.arange(y0, y1)[:, None] - y
     cols = np.arange(x0, x1)[None, :] - x
-    return (slice(y0, y1), slice(x0, x1)), rows**2 + cols**2 <= radius**2
+    return (slice(y0, y1), slice(x0, x1)), rows**2 + cols**2
 
 
 def _box_within(box, centre_y: float, centre_x: float, reach: float) -> bool:
@@ -446,18 +450,15 @@ def draw_disks(
             label = 0
         if not label:
             reach = disk_radius
-        box, inside = _disk(centre_y, centre_x, reach, shape)
+        box, distance2 = _disk_box(centre_y, centre_x, reach, shape)
         if box is None:
             continue
-        rows = np.arange(box[0].start, box[0].stop)[:, None] - centre_y
-        cols = np.arange(box[1].start, box[1].stop)[None, :] - centre_x
-        distance2 = rows**2 + cols**2
         hole = distance2 <= disk_radius**2
         if label:
             segment = segments[box] == label
             if dilate > 0:
                 segment = ndimage.binary_dilation(segment, structure, iterations=dilate)
-            extra = segment & inside & ~hole
+            extra = segment & (distance2 <= reach**2) & ~hole
             if extra.any():
                 hole |= extra
                 enclosing[index] = max(disk_radius, float(np.sqrt(distance2[extra].max())))

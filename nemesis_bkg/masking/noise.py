@@ -82,7 +82,9 @@ def box_statistics(
     sigma : float, optional
         Clipping limit, in noise units, around the first median.
     min_valid_fraction : float, optional
-        Boxes with fewer valid pixels get NaN statistics.
+        Boxes with fewer valid pixels get NaN statistics: the fraction of
+        ``box_size**2``, or of the pixels the map can put in a box where it
+        is narrower than ``box_size`` (so that a small map is not refused).
     origin : tuple of int, optional
         Position (row, column) of ``data[0, 0]`` in a larger map: the boxes
         then follow that map's box grid (which starts at its pixel (0, 0)),
@@ -116,19 +118,24 @@ def box_statistics(
     clipped_median = _order_statistic(boxes, n_low, n_kept, 0.5)
     clipped_noise = clipped_median - _order_statistic(boxes, n_low, n_kept, _ONE_SIGMA_BELOW)
 
-    too_few = n_valid < max(3, min_valid_fraction * box_size * box_size)
+    # A map narrower than a box can never fill it: ask only for a fraction of what it can give.
+    most_valid = min(box_size, data.shape[0]) * min(box_size, data.shape[1])
+    too_few = n_valid < max(3, min_valid_fraction * most_valid)
     clipped_median[too_few] = np.nan
     clipped_noise[too_few] = np.nan
     return clipped_median, clipped_noise
 
 
-def _fill_and_filter(values: np.ndarray, filter_size: int) -> np.ndarray:
+def _fill_and_filter(values: np.ndarray, filter_size: int, box_size: int,
+                     what: str) -> np.ndarray:
     """Fill NaN boxes from their nearest valid box, then median-filter."""
     bad = ~np.isfinite(values)
     if bad.all():
         raise ValueError(
-            "no box holds enough valid pixels to estimate the local background; the map is "
-            "mostly NaN or too small for the beam. Check the coverage or give a smaller beam."
+            f"cannot estimate the local {what}: no {box_size}x{box_size}-pixel box of the map "
+            "has half of its pixels covered (finite and outside the coverage mask): the map is "
+            "too small, or its coverage too sparse, for boxes of a few beams. Check the NaN "
+            "pixels and the coverage mask, or give a larger map."
         )
     if bad.any():
         nearest = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
@@ -213,8 +220,8 @@ def local_background(data: np.ndarray, box_size: int, *, filter_size: int = 3,
     True
     """
     median, _ = box_statistics(data, box_size, origin=origin)
-    return interpolate_boxes(_fill_and_filter(median, filter_size), box_size, data.shape,
-                             origin=origin)
+    return interpolate_boxes(_fill_and_filter(median, filter_size, box_size, "background"),
+                             box_size, data.shape, origin=origin)
 
 
 def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3,
@@ -248,11 +255,11 @@ def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3,
     True
     """
     _, noise = box_statistics(data, box_size, origin=origin)
-    noise = interpolate_boxes(_fill_and_filter(noise, filter_size), box_size, data.shape,
-                              origin=origin)
-    floor = np.nanmax(noise) * 1e-6 if np.nanmax(noise) > 0 else 1.0
+    noise = interpolate_boxes(_fill_and_filter(noise, filter_size, box_size, "noise"),
+                              box_size, data.shape, origin=origin)
+    largest = noise.max()
     # A constant map has zero noise; a tiny floor keeps significances finite.
-    return np.maximum(noise, floor)
+    return np.maximum(noise, 1e-6 * largest if largest > 0 else 1.0)
 
 
 def second_difference_noise(data: np.ndarray, box_size: int, *,

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: Bit flags of the ``flags`` catalogue column.
-FLAG_EDGE = 1  # the hole touches pixels without coverage
+FLAG_EDGE = 1  # the hole touches pixels without coverage, or is cut by the map's border
 FLAG_MERGED = 2  # the hole overlaps another source's hole (they form one hole)
 FLAG_PROTECTED = 4  # part of the hole was given back to a protect= region
 FLAG_TENTATIVE = 8  # a faint companion that its bright neighbour's fitting error may explain
@@ -143,12 +143,14 @@ class SourceMask:
         includes the input's own mask (``image.mask``).
     catalog : `~astropy.table.QTable`
         One row per hole-making source: ``id``, ``x``, ``y`` (0-based
-        pixels), ``sky_centroid`` (SkyCoord with a celestial WCS, else
-        None), ``peak_snr``, ``hole_radius`` (pix; radius of the centred
-        circle that encloses the source's hole), ``segment_area`` (pix2),
-        ``flags`` (`FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`, `FLAG_TENTATIVE`),
-        ``origin`` (``'detected'``, ``'catalog'``, ``'region'``,
-        ``'mask'``).
+        pixels, pixel centres at integers as in photutils), ``sky_centroid``
+        (SkyCoord with a celestial WCS, else None), ``peak_snr`` (NaN for
+        ``'mask'`` rows), ``hole_radius`` (pix; radius of the centred
+        circle that encloses the source's hole), ``segment_area`` (pix2;
+        the pixels of a ``'region'`` or ``'mask'`` row's area, 0 without
+        one), ``flags`` (bits `FLAG_EDGE`, `FLAG_MERGED`, `FLAG_PROTECTED`,
+        `FLAG_TENTATIVE`), ``origin`` (``'detected'``, ``'catalog'``,
+        ``'region'``, ``'mask'``).
     background : ndarray
         Smooth local background (clipped box medians over a few beams).
     background_rms : ndarray
@@ -159,7 +161,21 @@ class SourceMask:
     segmentation : `~photutils.segmentation.SegmentationImage` or None
         Segments of the significance map (None when nothing was detected).
     user_regions : list of `regions.PixelRegion`
-        The ``regions=`` areas, in the order of the ``'region'`` rows.
+        The ``regions=`` regions, in the order of the ``'region'`` rows (point
+        regions as circles of their hole radius).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nemesis_bkg.masking import FLAG_EDGE, build_source_mask
+    >>> y, x = np.mgrid[:64, :64]
+    >>> data = 50 * np.exp(-((x - 30) ** 2 + (y - 1) ** 2) / (2 * 1.5**2))
+    >>> holes = build_source_mask(data + np.random.default_rng(0).normal(size=data.shape), 3.5)
+    >>> row = holes.catalog[0]
+    >>> round(float(row["x"])), round(float(row["y"])), bool(row["flags"] & FLAG_EDGE)
+    (30, 1, True)
+    >>> holes.mask.shape, holes.background_rms.shape
+    ((64, 64), (64, 64))
     """
 
     mask: np.ndarray
@@ -176,8 +192,9 @@ class SourceMask:
         The holes as regions that DS9 can display.
 
         A circle of radius ``hole_radius`` per catalogue row (the user's own
-        region for ``'region'`` rows), as sky regions when the map has a
-        celestial WCS, pixel regions otherwise.
+        region for ``'region'`` rows with an area), as sky regions when the
+        map has a celestial WCS, pixel regions otherwise. The rows are read
+        from ``catalog``: keep its rows in their order.
 
         Returns
         -------

@@ -2,15 +2,20 @@
 The user's own sources and regions: ``catalog=``, ``regions=`` and ``protect=``.
 
 - ``catalog``: a `~astropy.table.Table`/`~astropy.table.QTable` with
-  ``x``, ``y`` (0-based pixels) or ``sky_centroid`` (SkyCoord) or ``ra``,
-  ``dec`` columns (degrees when unitless), optionally ``hole_radius``
-  (pixels, or an angle with a WCS); or a `~astropy.coordinates.SkyCoord`.
+  ``x``, ``y`` (0-based pixels, pixel centres at integers as in photutils;
+  unitless or in ``u.pix``), or else ``sky_centroid`` (SkyCoord), or else
+  ``ra``, ``dec`` columns (ICRS, degrees when unitless); optionally
+  ``hole_radius`` (pixels, or an angle with a WCS; masked or NaN cells
+  leave the radius to the hole rule); or a `~astropy.coordinates.SkyCoord`.
   NaN positions are an error; positions off the map are left out with a
   warning that lists them.
-- ``regions``/``protect``: a `regions.Regions`, a single region, or the
-  path of a DS9 or CRTF region file (lines that cannot be parsed are an
-  error, never skipped). Point regions in ``regions`` are positions whose
-  hole follows the hole rule, like catalogue rows.
+- ``regions``/``protect``: a `regions.Regions`, a single region, a list of
+  regions, or the path of a DS9 or CRTF region file (lines that cannot be
+  parsed are an error, never skipped). A region covers the pixels whose
+  centre it contains; one that covers none is left out with a warning.
+  Point regions in ``regions`` are positions whose hole follows the hole
+  rule, like catalogue rows; in ``protect`` they are an error (a point
+  protects no pixel).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from regions import PixelRegion, PointPixelRegion, Region, Regions, SkyRegion
 
-__all__ = ["UserPositions", "catalog_positions", "read_regions", "regions_to_mask"]
+__all__ = ["UserPositions", "catalog_positions", "read_regions", "region_pixels",
+           "regions_to_mask", "to_pixel_region"]
 
 _X_NAMES = ("x", "x_centroid", "xcentroid", "x_0", "xcenter")
 _Y_NAMES = ("y", "y_centroid", "ycentroid", "y_0", "ycenter")
@@ -84,13 +90,38 @@ def _degrees(column) -> u.Quantity:
     return np.asarray(column, dtype=float) * u.deg
 
 
-def _radius_pixels(values, wcs: WCS | None) -> np.ndarray:
-    if isinstance(values, u.Quantity) and values.unit.physical_type == "angle":
+def _unit_of(column) -> u.UnitBase | None:
+    unit = getattr(column, "unit", None)
+    return None if unit is None else u.Unit(unit)
+
+
+def _filled(column) -> np.ndarray:
+    """Values of a column as floats, masked (empty) cells as NaN rather than their fill."""
+    return np.ma.filled(np.ma.asarray(getattr(column, "value", column), dtype=float), np.nan)
+
+
+def _pixel_values(column, name: str) -> np.ndarray:
+    unit = _unit_of(column)
+    if unit not in (None, u.pix, u.dimensionless_unscaled):
+        raise ValueError(
+            f"catalog column {name!r} is in {unit}, but x/y columns are 0-based pixel "
+            "positions; give them in pixels (no unit or u.pix), or give sky positions as "
+            "'sky_centroid' or 'ra'/'dec' columns."
+        )
+    return _filled(column)
+
+
+def _radius_pixels(column, wcs: WCS | None) -> np.ndarray:
+    unit = _unit_of(column)
+    if unit is not None and unit.physical_type == "angle":
         scale = _pixel_scale(_require_celestial(wcs, "hole_radius"))
-        return (values / scale).to_value(u.dimensionless_unscaled)
-    if isinstance(values, u.Quantity):
-        return values.to_value(u.pix)
-    return np.asarray(values, dtype=float)
+        return (_filled(column) * unit / scale).to_value(u.dimensionless_unscaled)
+    if unit not in (None, u.pix, u.dimensionless_unscaled):
+        raise ValueError(
+            f"catalog column 'hole_radius' is in {unit}; give it in pixels (no unit or u.pix) "
+            "or as an angle (with a map that has a celestial WCS)."
+        )
+    return _filled(column)
 
 
 def catalog_positions(
@@ -119,7 +150,10 @@ def catalog_positions(
     TypeError
         If ``catalog`` is neither a table nor a SkyCoord.
     ValueError
-        If it has no usable position columns or holds NaN positions.
+        If it has no usable position columns, holds NaN positions, has x/y
+        or hole_radius columns in a unit that is no length in pixels (or an
+        angle, for the radius), or a hole_radius that is not positive and
+        finite (NaN excepted).
 
     Warns
     -----
@@ -142,8 +176,7 @@ def catalog_positions(
         ra_col, dec_col = _column(catalog, _RA_NAMES), _column(catalog, _DEC_NAMES)
         if x_col is not None and y_col is not None:
             # Masked (empty) cells become NaN, so they are refused rather than read as 0.
-            x, y = (np.ma.filled(np.ma.asarray(getattr(col, "value", col), dtype=float), np.nan)
-                    for col in (x_col, y_col))
+            x, y = _pixel_values(x_col, x_col.info.name), _pixel_values(y_col, y_col.info.name)
         elif "sky_centroid" in catalog.colnames:
             wcs = _require_celestial(wcs, "catalog")
             x, y = wcs.world_to_pixel(catalog["sky_centroid"])
@@ -160,7 +193,9 @@ def catalog_positions(
             radius = _radius_pixels(catalog["hole_radius"], wcs)
     else:
         raise TypeError(
-            f"catalog must be an astropy Table/QTable or a SkyCoord, not {type(catalog).__name__}."
+            f"catalog must be an astropy Table/QTable or a SkyCoord, not {type(catalog).__name__}; "
+            "e.g. Table({'x': x, 'y': y}) of pixel positions, or the to_table() of a photutils "
+            "SourceCatalog."
         )
     x, y = np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float))
     radius = np.full(x.shape, np.nan) if radius is None else np.broadcast_to(radius, x.shape)
@@ -172,6 +207,7 @@ def catalog_positions(
             f"catalog rows {rows[not_finite].tolist()} have NaN or infinite positions (or lie "
             "where the WCS is undefined); remove them or give valid positions."
         )
+    # Pixel centres are at integers: the map's pixels reach 0.5 beyond the first and last.
     off_map = (x < -0.5) | (x > shape[1] - 0.5) | (y < -0.5) | (y > shape[0] - 0.5)
     if off_map.any():
         warnings.warn(
@@ -181,9 +217,13 @@ def catalog_positions(
             stacklevel=3,
         )
     keep = ~off_map
-    bad_radius = keep & np.isfinite(radius) & (radius <= 0)
+    # NaN asks for the hole rule; any other radius must be a usable size.
+    bad_radius = keep & ~np.isnan(radius) & ~(np.isfinite(radius) & (radius > 0))
     if bad_radius.any():
-        raise ValueError(f"catalog rows {rows[bad_radius].tolist()} have hole_radius <= 0.")
+        raise ValueError(
+            f"catalog rows {rows[bad_radius].tolist()} have a hole_radius that is not positive "
+            "and finite; give a radius > 0, or NaN (or a masked cell) to use the hole rule."
+        )
     return UserPositions(x=x[keep], y=y[keep], hole_radius=np.array(radius[keep], dtype=float),
                          row=rows[keep])
 
@@ -194,7 +234,7 @@ def read_regions(regions: Regions | Region | str | os.PathLike, what: str) -> li
 
     Parameters
     ----------
-    regions : `regions.Regions`, region, str or path-like
+    regions : `regions.Regions`, region, list of regions, str or path-like
         Regions, or the path of a DS9 (``.reg``) or CRTF (``.crtf``) file.
     what : str
         Name of the argument, for error messages.
@@ -254,14 +294,96 @@ def read_regions(regions: Regions | Region | str | os.PathLike, what: str) -> li
     return list(parsed)
 
 
-def _to_pixel(region: Region, wcs: WCS | None, what: str) -> PixelRegion:
+def to_pixel_region(region: Region, wcs: WCS | None, what: str = "regions") -> PixelRegion:
+    """
+    A region in the map's pixel frame: sky regions through the WCS, pixel ones as they are.
+
+    Parameters
+    ----------
+    region : `regions.Region`
+    wcs : `~astropy.wcs.WCS` or None
+        The map's WCS; needed for a sky region.
+    what : str, optional
+        The keyword the region came from, for error messages.
+
+    Returns
+    -------
+    `regions.PixelRegion`
+
+    Raises
+    ------
+    ValueError
+        For a sky region on a map without a celestial WCS.
+
+    Examples
+    --------
+    >>> from regions import CirclePixelRegion, PixCoord
+    >>> to_pixel_region(CirclePixelRegion(PixCoord(3, 4), 2.0), None).center
+    PixCoord(x=3, y=4)
+    """
     if isinstance(region, SkyRegion):
         return region.to_pixel(_require_celestial(wcs, what))
     return region
 
 
+def region_pixels(region: PixelRegion, shape: tuple[int, int],
+                  what: str = "regions") -> tuple[np.ndarray, np.ndarray]:
+    """
+    Rows and columns of the map's pixels whose centre lies in a region.
+
+    Pixel centres are at integer coordinates, as in photutils and regions
+    (``to_mask(mode="center")``). Only the region's bounding box is
+    rasterised.
+
+    Parameters
+    ----------
+    region : `regions.PixelRegion`
+        A region with an area, in the map's pixel coordinates.
+    shape : tuple of int
+        Shape of the map.
+    what : str, optional
+        Name of the argument the region came from, for error messages.
+
+    Returns
+    -------
+    rows, cols : ndarray of int
+        Empty when the region covers no pixel centre of the map.
+
+    Raises
+    ------
+    ValueError
+        If the region has no area (a point, a line, a text).
+
+    Examples
+    --------
+    >>> from regions import RectanglePixelRegion, PixCoord
+    >>> from nemesis_bkg.masking.user_inputs import region_pixels
+    >>> rows, cols = region_pixels(RectanglePixelRegion(PixCoord(0.0, 1.0), 3.0, 1.0), (4, 4))
+    >>> rows.tolist(), cols.tolist()
+    ([1, 1], [0, 1])
+    """
+    try:
+        region_mask = region.to_mask(mode="center")
+    except (AttributeError, NotImplementedError, TypeError) as exc:
+        raise ValueError(
+            f"{what} holds a {type(region).__name__}, which has no area to mask; use "
+            "circles, ellipses, polygons, rectangles or annuli (points in regions=)."
+        ) from exc
+    in_map, in_cutout = region_mask.get_overlap_slices(shape)
+    if in_map is None:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    rows, cols = np.nonzero(region_mask.data[in_cutout])
+    return rows + in_map[0].start, cols + in_map[1].start
+
+
 def regions_to_mask(
-    regions: list[Region], wcs: WCS | None, shape: tuple[int, int], what: str
+    regions: list[Region],
+    wcs: WCS | None,
+    shape: tuple[int, int],
+    what: str,
+    *,
+    allow_points: bool = True,
 ) -> tuple[np.ndarray, list[PixelRegion], list[PointPixelRegion]]:
     """
     Rasterise regions (pixel centres inside) and pick out point regions.
@@ -274,16 +396,32 @@ def regions_to_mask(
     shape : tuple of int
         Shape of the map.
     what : str
-        Name of the argument, for error messages.
+        Name of the argument, for error and warning messages.
+    allow_points : bool, optional
+        Whether point regions are accepted (as positions); with False
+        (``protect=``, where a point would protect no pixel) they are an
+        error. Default True.
 
     Returns
     -------
     mask : ndarray of bool
         Pixels inside any area region.
     area_regions : list of `regions.PixelRegion`
-        The regions with an area, in pixel coordinates.
+        The regions with an area that cover at least one pixel centre of
+        the map, in pixel coordinates.
     points : list of `regions.PointPixelRegion`
         Point regions (no area), in pixel coordinates.
+
+    Raises
+    ------
+    ValueError
+        For a region without an area other than a point, for points when
+        ``allow_points`` is False, and for sky regions without a celestial WCS.
+
+    Warns
+    -----
+    `~astropy.utils.exceptions.AstropyUserWarning`
+        For each area region that covers no pixel centre of the map.
 
     Examples
     --------
@@ -297,17 +435,24 @@ def regions_to_mask(
     mask = np.zeros(shape, dtype=bool)
     area_regions, points = [], []
     for region in regions:
-        pixel_region = _to_pixel(region, wcs, what)
+        pixel_region = to_pixel_region(region, wcs, what)
         if isinstance(pixel_region, PointPixelRegion):
+            if not allow_points:
+                raise ValueError(
+                    f"{what} holds a point region at {pixel_region.center}, which covers no "
+                    "pixel and so protects nothing; give an area around it (e.g. a circle)."
+                )
             points.append(pixel_region)
             continue
-        try:
-            region_mask = pixel_region.to_mask(mode="center")
-        except (AttributeError, NotImplementedError, TypeError) as exc:
-            raise ValueError(
-                f"{what} holds a {type(region).__name__}, which has no area to mask; use "
-                "circles, ellipses, polygons, rectangles or annuli (points in regions=)."
-            ) from exc
-        mask |= region_mask.to_image(shape, dtype=bool) if region_mask is not None else False
+        rows, cols = region_pixels(pixel_region, shape, what)
+        if not rows.size:
+            warnings.warn(
+                f"{what} region {pixel_region!r} covers no pixel centre of the map (it lies off "
+                "the map, or between pixel centres) and is ignored.",
+                AstropyUserWarning,
+                stacklevel=4,
+            )
+            continue
+        mask[rows, cols] = True
         area_regions.append(pixel_region)
     return mask, area_regions, points
