@@ -19,11 +19,37 @@ from astropy.table import QTable, Table
 from .instruments import Instrument
 from .io import ImageInput, write_fits_atomically
 
-__all__ = ["RemovalResult", "make_nddata"]
+__all__ = ["RemovalResult", "catalog_to_fits_table", "make_nddata"]
 
 
-def _catalog_to_fits_table(catalog: QTable) -> Table:
-    """Flatten a QTable for FITS: SkyCoord columns become RA/Dec in degrees."""
+def catalog_to_fits_table(catalog: QTable) -> Table:
+    """
+    Flatten a catalogue for a FITS table: SkyCoord columns become RA/Dec in degrees.
+
+    Used for the CATALOG extension of `RemovalResult.write` and of
+    `~nemesis_bkg.parallel.MosaicResult.write`.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.QTable`
+        A catalogue of masked sources (`RemovalResult.catalog`).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The same columns, a SkyCoord column ``name`` replaced by ``name_ra``
+        and ``name_dec`` (degrees) and object columns by strings.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.coordinates import SkyCoord
+    >>> from astropy.table import QTable
+    >>> from nemesis_bkg.results import catalog_to_fits_table
+    >>> catalog = QTable({"x": [1.5], "sky_centroid": SkyCoord([10] * u.deg, [-5] * u.deg)})
+    >>> catalog_to_fits_table(catalog).colnames
+    ['x', 'sky_centroid_ra', 'sky_centroid_dec']
+    """
     flat = Table()
     for name in catalog.colnames:
         column = catalog[name]
@@ -138,7 +164,7 @@ class RemovalResult:
             image(self.sources.uncertainty.array, "SOURCES_ERR"),
             image(self.source_mask.astype(np.uint8), "SOURCE_MASK", with_unit=False),
             image(coverage.astype(np.uint8), "COVERAGE", with_unit=False),
-            fits.BinTableHDU(_catalog_to_fits_table(self.catalog), name="CATALOG"),
+            fits.BinTableHDU(catalog_to_fits_table(self.catalog), name="CATALOG"),
         ]
         return fits.HDUList(hdus)
 

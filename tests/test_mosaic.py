@@ -2,13 +2,28 @@
 
 import argparse
 
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
 from astropy.io import fits
+from astropy.nddata import NDData
+from astropy.table import QTable, Table
+from astropy.utils.exceptions import AstropyUserWarning
+from regions import (
+    CirclePixelRegion,
+    CircleSkyRegion,
+    LinePixelRegion,
+    PixCoord,
+    PointPixelRegion,
+    PolygonPixelRegion,
+    RectanglePixelRegion,
+    Regions,
+)
 
 from nemesis_bkg import CompactSourceRemover, PConvBackground
 from nemesis_bkg.cli import main
+from nemesis_bkg.masking import FLAG_PROTECTED
 from nemesis_bkg.model import PConvUNet
 from nemesis_bkg.parallel import MosaicResult, mosaic_halo, open_mosaic, remove_mosaic
 from nemesis_bkg.parallel.mosaic_fits import MosaicFitsWriter
@@ -106,11 +121,134 @@ def test_remover_and_background_take_dask_arrays(sky, remover, whole):
         _ = bkg.background_mesh
 
 
-def test_unsupported_arguments_are_refused(sky, remover):
-    with pytest.raises(ValueError, match="catalog= is not supported"):
+def test_bad_arguments_are_refused(sky, remover):
+    with pytest.raises(TypeError, match="catalog must be"):
         remove_mosaic(sky[0], remover=remover, catalog=object())
     with pytest.raises(ValueError, match="2-D"):
         remove_mosaic(np.zeros((2, 8, 8)), remover=remover)
+
+
+USER_SIZE, USER_CHUNK = 256, 96
+
+
+@pytest.fixture(scope="module")
+def sky_with_wcs():
+    """A PACS-like map (1.75 pixels per beam) with a celestial WCS and bright sources on the
+    borders of its 96-pixel chunks."""
+    sim = simulate_map((USER_SIZE, USER_SIZE), instrument="pacs70", pixels_per_beam=1.75,
+                       n_sources=20, seed=5)
+    data = np.asarray(sim.data.data, dtype=float)
+    rows, cols = np.mgrid[:USER_SIZE, :USER_SIZE]
+    sigma = sim.fwhm_pixels / 2.3548
+    for y, x in ((USER_CHUNK, 150), (2 * USER_CHUNK - 0.5, USER_CHUNK)):
+        data += 300 * np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * sigma**2))
+    return data, sim.data.wcs
+
+
+def sorted_catalog(catalog):
+    return catalog[np.lexsort((np.asarray(catalog["x"]), np.asarray(catalog["y"])))]
+
+
+def mosaic_and_memory(sky_with_wcs, remover, path, **user_inputs):
+    """The removal as a mosaic of 3x3 chunks (written in one pass) and in memory."""
+    data, wcs = sky_with_wcs
+    whole = remover.remove(NDData(data, wcs=wcs), **user_inputs)
+    result = remove_mosaic(da.from_array(data, chunks=USER_CHUNK), remover=remover, wcs=wcs,
+                           halo=HALO, **user_inputs)
+    result.write(path, scheduler="synchronous")
+    with fits.open(path) as hdulist:
+        products = {name: hdulist[name].data
+                    for name in ("BACKGROUND", "BACKGROUND_ERR", "SOURCE_MASK")}
+    # Every product equals the in-memory one, bit for bit.
+    np.testing.assert_array_equal(products["SOURCE_MASK"].astype(bool), whole.source_mask)
+    np.testing.assert_array_equal(products["BACKGROUND"], whole.background.data)
+    np.testing.assert_array_equal(products["BACKGROUND_ERR"], whole.background.uncertainty.array)
+    # Each source, the user's included, is listed once, as in memory.
+    catalog, expected = sorted_catalog(result.catalog), sorted_catalog(whole.catalog)
+    assert len(catalog) == len(expected)
+    for name in ("x", "y", "origin", "flags"):
+        np.testing.assert_array_equal(catalog[name], expected[name])
+    for name in ("peak_snr", "hole_radius", "segment_area"):
+        np.testing.assert_allclose(catalog[name], expected[name], rtol=1e-9)
+    return result.catalog, products["SOURCE_MASK"].astype(bool)
+
+
+def test_user_catalog_in_pixels_equals_the_whole_map(sky_with_wcs, remover, tmp_path):
+    # On a chunk border; a large hole over a chunk corner; on the map's last pixel edge.
+    catalog = Table({"x": [USER_CHUNK, 191.7, 255.5], "y": [50.0, 95.2, 120.0],
+                     "hole_radius": [np.nan, 12.0, np.nan]})
+    found, holes = mosaic_and_memory(sky_with_wcs, remover, tmp_path / "out.fits",
+                                     catalog=catalog)
+    assert (found["origin"] == "catalog").sum() == 3
+    assert holes[50, USER_CHUNK - 1:USER_CHUNK + 2].all()
+    assert holes[95, 181:203].all() and holes[84:107, 191].all()
+
+
+def test_user_catalog_on_the_sky_equals_the_whole_map(sky_with_wcs, remover, tmp_path):
+    positions = sky_with_wcs[1].pixel_to_world([96.3, 150.0], [95.6, 2 * USER_CHUNK - 0.2])
+    catalog = QTable({"ra": positions.ra, "dec": positions.dec,
+                      "hole_radius": [20.0, 15.0] * u.arcsec})
+    found, holes = mosaic_and_memory(sky_with_wcs, remover, tmp_path / "out.fits",
+                                     catalog=catalog)
+    assert (found["origin"] == "catalog").sum() == 2
+    assert holes[90:102, 96].all()
+
+
+def test_user_regions_equal_the_whole_map(sky_with_wcs, remover, tmp_path):
+    wcs = sky_with_wcs[1]
+    regions = Regions([
+        CirclePixelRegion(PixCoord(USER_CHUNK - 0.5, 120.0), 9.0),  # across a chunk border
+        PolygonPixelRegion(PixCoord([180, 200, 205, 185], [85, 90, 105, 100])),  # a corner
+        PointPixelRegion(PixCoord(191.6, 30.2)),  # a position, on a border
+        PointPixelRegion(PixCoord(-1.0, 60.0)),  # a position off the map, its hole on it
+        CircleSkyRegion(wcs.pixel_to_world(60.0, 2 * USER_CHUNK + 1), 30 * u.arcsec),
+        CirclePixelRegion(PixCoord(262.0, 150.0), 10.0),  # centred off the map
+    ])
+    path = tmp_path / "user.reg"
+    regions.write(path, format="ds9")
+    found, holes = mosaic_and_memory(sky_with_wcs, remover, tmp_path / "out.fits",
+                                     regions=str(path))
+    assert (found["origin"] == "region").sum() == 6
+    assert holes[120, 88:105].all() and holes[95:98, 190:193].all()
+
+
+def test_protect_regions_equal_the_whole_map(sky_with_wcs, remover, tmp_path):
+    # Over the bright source on a chunk border, and part of a user hole next to it.
+    protect = RectanglePixelRegion(PixCoord(150, USER_CHUNK), 16, 16)
+    catalog = Table({"x": [159.0], "y": [USER_CHUNK + 2.0], "hole_radius": [4.0]})
+    with pytest.warns(AstropyUserWarning, match="overlap protect"):
+        found, holes = mosaic_and_memory(sky_with_wcs, remover, tmp_path / "out.fits",
+                                         catalog=catalog, protect=protect)
+    assert not holes[USER_CHUNK - 7:USER_CHUNK + 8, 143:158].any()
+    assert holes[USER_CHUNK + 2, 158:164].all()
+    assert found["flags"][found["origin"] == "catalog"][0] & FLAG_PROTECTED
+
+
+def test_user_inputs_are_checked_once_for_the_whole_map(sky_with_wcs, remover, tmp_path):
+    data = da.from_array(sky_with_wcs[0], chunks=USER_CHUNK)
+    sky_region = CircleSkyRegion(sky_with_wcs[1].pixel_to_world(10, 10), 10 * u.arcsec)
+    with pytest.raises(ValueError, match="celestial WCS"):
+        remove_mosaic(data, remover=remover, regions=sky_region)
+    with pytest.raises(ValueError, match="no area"):
+        remove_mosaic(data, remover=remover,
+                      protect=LinePixelRegion(PixCoord(1, 1), PixCoord(9, 9)))
+    with pytest.raises(FileNotFoundError):
+        remove_mosaic(data, remover=remover, regions=str(tmp_path / "missing.reg"))
+    with pytest.raises(ValueError, match="NaN"):
+        remove_mosaic(data, remover=remover, catalog=Table({"x": [np.nan], "y": [3.0]}))
+    with pytest.warns(AstropyUserWarning, match="fall off the map"):
+        remove_mosaic(data, remover=remover, catalog=Table({"x": [400.0], "y": [3.0]}))
+    with pytest.raises(ValueError, match="protects nothing"):
+        remove_mosaic(data, remover=remover, protect=PointPixelRegion(PixCoord(5, 5)))
+    with pytest.warns(AstropyUserWarning, match="covers no pixel centre"):
+        remove_mosaic(data, remover=remover,
+                      regions=CirclePixelRegion(PixCoord(400, 400), 5.0))
+    # Holes the user sizes widen the default halo, and a halo too small for them is warned of.
+    large = CirclePixelRegion(PixCoord(100, 100), 40.0)
+    assert (remove_mosaic(data, remover=remover, regions=large).halo
+            > remove_mosaic(data, remover=remover).halo)
+    with pytest.warns(AstropyUserWarning, match="more than the halo"):
+        remove_mosaic(data, remover=remover, regions=large, halo=50)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ reach (`mosaic_halo`) and box grids anchored at the mosaic's own pixel
 (0, 0) (the ``origin`` of `~nemesis_bkg.masking.build_source_mask`), each
 interior equals the whole-map result. Windows start at even pixels, so that
 half-integer positions round as in the whole map. A source belongs to the
-chunk that holds its peak, so the catalogue lists it once.
+chunk that holds its peak, so the catalogue lists it once. The user's own
+sources and regions are read once for the whole map and handed to every
+window they reach (`~nemesis_bkg.parallel.mosaic_inputs`).
 
 The chunks and their halos are Dask tasks that each read their own window
 of the input: ``dask.array.map_overlap`` needs a halo no larger than a
@@ -43,8 +45,9 @@ from ..io import read_image
 from ..masking.detection import FWHM_TO_SIGMA
 from ..masking.holes import hole_radius
 from ..masking.result import make_catalog
-from ..results import _catalog_to_fits_table
+from ..results import catalog_to_fits_table
 from .mosaic_fits import MosaicFitsWriter
+from .mosaic_inputs import MosaicUserInputs
 
 __all__ = ["MosaicResult", "mosaic_halo", "open_mosaic", "remove_mosaic"]
 
@@ -260,18 +263,22 @@ def _check_hole_extents(holes: np.ndarray, interior: tuple[slice, slice],
 
 def _remove_block(window: np.ndarray, window_mask: np.ndarray | None, *,
                   remover: Any, window_origin: tuple[int, int],
-                  interior: tuple[slice, slice], detect: bool, max_hole_extent: float,
+                  interior: tuple[slice, slice], map_shape: tuple[int, int], detect: bool,
+                  user_inputs: dict[str, Any], max_hole_extent: float,
                   dtype: np.dtype) -> _Block:
     """Run the in-memory pipeline on a chunk and its halo; keep the chunk."""
     image = read_image(np.asarray(window), mask=window_mask)
-    result = remover._remove_image(image, detect=detect, origin=window_origin)
+    result = remover._remove_image(image, detect=detect, origin=window_origin, **user_inputs)
     holes = result.source_mask
     _check_hole_extents(holes, interior, max_hole_extent, window_origin)
     catalog = result.catalog
     row, col = interior
-    peak_row = np.round(np.asarray(catalog["y"]))
-    peak_col = np.round(np.asarray(catalog["x"]))
-    # A source belongs to the chunk holding its peak.
+    # A source belongs to the chunk holding its peak; a user position off the map (a region's
+    # centre), to the chunk holding the map's pixel nearest to it.
+    peak_row = np.clip(np.round(np.asarray(catalog["y"])), -window_origin[0],
+                       map_shape[0] - 1 - window_origin[0])
+    peak_col = np.clip(np.round(np.asarray(catalog["x"])), -window_origin[1],
+                       map_shape[1] - 1 - window_origin[1])
     owned = ((peak_row >= row.start) & (peak_row < row.stop)
              & (peak_col >= col.start) & (peak_col < col.stop))
     columns = {name: np.asarray(catalog[name])[owned] for name in _CATALOG_COLUMNS}
@@ -453,7 +460,7 @@ class MosaicResult:
                 writer.write_block("COVERAGE", corner, np.isfinite(data))
                 columns.append(block.catalog)
             self._catalog = self._assemble_catalog(columns)
-            table = fits.BinTableHDU(_catalog_to_fits_table(self._catalog), name="CATALOG")
+            table = fits.BinTableHDU(catalog_to_fits_table(self._catalog), name="CATALOG")
             writer.finish(table, {"NHOLES": len(self._catalog)})
 
 
@@ -508,7 +515,9 @@ def remove_mosaic(
         and no longer guaranteed exact.
     max_hole_extent : float, optional
         Largest connected hole the default halo is made for (see
-        `mosaic_halo`); a larger one reaching a chunk is warned about.
+        `mosaic_halo`); a larger one reaching a chunk is warned about. By
+        default four hole reaches, plus the largest hole whose size the user
+        sets (a region of ``regions``, a ``hole_radius`` of ``catalog``).
     wcs : `~astropy.wcs.WCS`, optional
         WCS of the map (for beams given as angles and sky positions).
     header : `~astropy.io.fits.Header`, optional
@@ -516,10 +525,25 @@ def remove_mosaic(
     mask : array-like of bool, optional
         Extra pixels to inpaint (a dask array or an array of the map's shape).
     detect : bool, optional
-        Find compact sources; with False only ``mask`` is inpainted.
-    catalog, regions, protect : None
-        Not supported for mosaics yet: a value other than None raises
-        ValueError.
+        Find compact sources; with False only ``catalog``, ``regions`` and
+        ``mask`` are inpainted.
+    catalog : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`, optional
+        Extra sources to mask: ``x``/``y`` (pixels) or ``ra``/``dec``
+        columns, or sky positions, and optionally ``hole_radius`` (see
+        `~nemesis_bkg.masking.user_inputs`).
+    regions : `regions.Regions`, region or str, optional
+        Extra regions to mask (or a DS9/CRTF region file); sky regions need
+        the map's WCS.
+    protect : `regions.Regions`, region or str, optional
+        Regions never masked.
+
+    Notes
+    -----
+    ``catalog``, ``regions`` and ``protect`` are read once, for the whole
+    map (sky positions and regions through ``wcs``), and every window gets
+    the entries that fall in it, halo included: a hole is drawn by every
+    chunk it reaches, and its catalogue row comes from the chunk holding
+    its position, flagged and with its ``origin`` as in memory.
 
     Returns
     -------
@@ -540,13 +564,17 @@ def remove_mosaic(
     ((80, 80), (80, 80))
     >>> result.background.data.compute().shape
     (160, 160)
+
+    A user catalogue, here a position on a chunk border:
+
+    >>> from astropy.table import Table
+    >>> result = remove_mosaic(da.from_array(sim.data.data, chunks=80), remover=remover,
+    ...                        catalog=Table({"x": [80.0], "y": [40.0]}), detect=False)
+    >>> result.catalog["origin"].tolist(), bool(result.source_mask[40, 79:81].all().compute())
+    (['catalog'], True)
     """
     from ..remover import CompactSourceRemover
 
-    for name, value in (("catalog", catalog), ("regions", regions), ("protect", protect)):
-        if value is not None:
-            raise ValueError(f"{name}= is not supported for mosaics yet; process the map in "
-                             "memory (a numpy array) or leave it out.")
     if isinstance(data, (str, os.PathLike)):
         data, file_header = open_mosaic(data, chunk_size=chunk_size or CHUNK_SIZE)
         header = file_header if header is None else header
@@ -564,13 +592,21 @@ def remove_mosaic(
     remover = CompactSourceRemover() if remover is None else remover
     instrument, fwhm_pixels = resolve_beam(instrument=remover.instrument,
                                            beam_fwhm=remover.beam_fwhm, wcs=wcs, header=header)
+    user_inputs = MosaicUserInputs.read(data.shape, wcs, catalog=catalog, regions=regions,
+                                        protect=protect)
     model = remover.model
     if max_hole_extent is None:
-        max_hole_extent = _default_max_hole_extent(fwhm_pixels)
+        max_hole_extent = _default_max_hole_extent(fwhm_pixels) + user_inputs.largest_extent
     if halo is None:
         tile_size = int(getattr(model, "metadata", {}).get("tile_size", 64))
         halo = mosaic_halo(fwhm_pixels, tile_size=tile_size, multiple=model.downsampling_factor,
                            max_hole_extent=max_hole_extent)
+    elif user_inputs.largest_extent > halo:
+        warnings.warn(
+            f"the catalog/regions ask for holes up to {user_inputs.largest_extent:.0f} pixels "
+            f"across, more than the halo ({halo} pixels): the mosaic may differ from the "
+            "whole-map result and miss their catalogue rows. Give a larger halo, or leave "
+            "halo out.", AstropyUserWarning, stacklevel=2)
     # The chunks get the beam in pixels (they carry no WCS of their own) and every other
     # setting of the remover, its loaded network included.
     chunk_remover = copy.copy(remover)
@@ -589,7 +625,8 @@ def remove_mosaic(
         block = dask.delayed(_remove_block, pure=True)(
             data[window], None if mask is None else mask[window], remover=chunk_remover,
             window_origin=(window[0].start, window[1].start), interior=interior,
-            detect=detect, max_hole_extent=max_hole_extent, dtype=float_type)
+            map_shape=data.shape, detect=detect, user_inputs=user_inputs.for_window(window),
+            max_hole_extent=max_hole_extent, dtype=float_type)
         blocks[index] = (chunk, block)
 
     def assemble(field: str, dtype: Any) -> da.Array:
