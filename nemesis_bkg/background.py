@@ -6,11 +6,13 @@ extended emission under the compact sources.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
 from astropy.stats import SigmaClip
+from astropy.table import QTable
 from photutils.background import Background2D
 
 from .instruments import Instrument
@@ -18,10 +20,25 @@ from .io import read_image
 from .parallel import is_dask_array
 from .remover import CompactSourceRemover
 
+if TYPE_CHECKING:
+    from .parallel import MosaicResult
+    from .results import RemovalResult
+
 __all__ = ["PConvBackground"]
 
 #: photutils' own default, so that omitting sigma_clip means the same thing in both classes.
 SIGMA_CLIP = SigmaClip(sigma=3.0, maxiters=10)
+
+
+def _integer_pair(name: str, value: Any, *, odd: bool = False) -> np.ndarray:
+    """One or two positive integers as a pair, refused as photutils refuses them."""
+    pair = np.atleast_1d(value)
+    positive_integers = pair.dtype.kind in "iu" and np.all(pair > 0)
+    if pair.ndim != 1 or pair.size not in (1, 2) or not positive_integers:
+        raise ValueError(f"{name} must be one or two positive integers, got {value!r}.")
+    if odd and np.any(pair % 2 == 0):
+        raise ValueError(f"{name} must be odd along both axes, got {value!r}.")
+    return np.broadcast_to(pair, 2).astype(int)
 
 
 class PConvBackground:
@@ -34,9 +51,12 @@ class PConvBackground:
     background is the input map with each compact source replaced by an
     inpainted estimate of what lies beneath it; `background_rms` is the
     pixel noise. The mesh keywords (``box_size``, ``sigma_clip``,
-    ``bkg_estimator``, ``bkg_rms_estimator``, ``filter_size``, ...) define
-    the mesh attributes (`background_mesh`, `background_rms_mesh`,
-    `plot_meshes`) exactly as in photutils, computed with the holes masked.
+    ``bkg_estimator``, ``bkg_rms_estimator``, ``filter_size``, ...) are
+    checked as photutils checks them, kept as attributes of the same names,
+    and define the mesh attributes (`background_mesh`,
+    `background_rms_mesh`, `n_pixels_mesh`, `n_pixels_map`, `plot_meshes`)
+    exactly as in photutils, computed with the holes masked when one of them
+    is first used. They do not change `background` or `background_rms`.
 
     Parameters
     ----------
@@ -46,9 +66,11 @@ class PConvBackground:
         signal-to-noise ratios). A `dask.array.Array` is processed chunk
         by chunk (`~nemesis_bkg.parallel.remove_mosaic`): `background`,
         `background_rms`, `background_error` and `source_mask` are then
-        lazy dask arrays and the mesh attributes are not available.
+        lazy dask arrays; the mesh attributes and the medians, which need
+        the whole map in memory, are not available.
     box_size : int or tuple of int
-        Mesh box size for the noise map, as in photutils.
+        Box size of the photutils mesh, as in photutils (clipped to the
+        map's shape).
     mask : array-like of bool, optional
         Pixels not to be trusted as background: here they are holes to
         inpaint, united with the holes found by detection unless
@@ -60,16 +82,18 @@ class PConvBackground:
         Value of `background` and `background_rms` where there is no
         coverage.
     exclude_percentile, filter_size, filter_threshold : optional
-        As in `photutils.background.Background2D`; with the keywords below
-        they shape the noise map and the mesh.
+        As in `photutils.background.Background2D`: they shape the mesh
+        attributes only.
     sigma_clip, bkg_estimator, bkg_rms_estimator, interpolator : optional
-        As in `photutils.background.Background2D`.
+        As in `photutils.background.Background2D`: they shape the mesh
+        attributes only.
     beam_fwhm : `~astropy.units.Quantity` or float, optional
         Beam FWHM, an angle (needs a WCS) or pixels.
     instrument : str or `~nemesis_bkg.instruments.Instrument`, optional
         Preset band, e.g. ``"spire250"``; read from the header when absent.
     wcs : `~astropy.wcs.WCS`, optional
-        WCS of a plain array (NDData's own WCS is used otherwise).
+        WCS of the map (needed for an angular ``beam_fwhm`` or a preset
+        ``instrument`` on a plain array); overrides NDData's own.
     detect : bool, optional
         Find compact sources to inpaint; False inpaints exactly ``mask``.
     snr_threshold : float, optional
@@ -122,46 +146,74 @@ class PConvBackground:
         precision: str = "float32",
         n_threads: int | None = None,
     ) -> None:
-        self.box_size = box_size
+        # The mesh keywords are checked before the removal, not after it.
+        box_pair = _integer_pair("box_size", box_size)
+        self.filter_size = _integer_pair("filter_size", filter_size, odd=True)
+        if not 0 <= exclude_percentile <= 100:
+            raise ValueError(
+                f"exclude_percentile must be between 0 and 100, got {exclude_percentile!r}."
+            )
         self.fill_value = fill_value
+        self.exclude_percentile = exclude_percentile
+        self.filter_threshold = filter_threshold
+        self.sigma_clip = sigma_clip
+        self.bkg_estimator = bkg_estimator
+        self.bkg_rms_estimator = bkg_rms_estimator
+        self.interpolator = interpolator
+        self.coverage_mask = coverage_mask
         remover = CompactSourceRemover(
             instrument=instrument, beam_fwhm=beam_fwhm, snr_threshold=snr_threshold, psf=psf,
             model=model, device=device, precision=precision, n_threads=n_threads,
         )
-        if is_dask_array(data):
-            from .parallel.mosaic import MeshUnavailable, remove_mosaic
+        self._is_mosaic = is_dask_array(data)
+        if self._is_mosaic:
+            from .parallel.mosaic import remove_mosaic
 
-            # A mosaic: lazy products computed chunk by chunk; no photutils mesh.
+            # A mosaic: lazy products computed chunk by chunk.
             if coverage_mask is not None:
                 data = np.where(coverage_mask, np.nan, data)
             self._result = remove_mosaic(data, remover=remover, wcs=wcs, mask=mask,
                                          detect=detect)
-            self._unit, self._mesh = None, MeshUnavailable()
+            self._unit = None
             self._no_coverage = ~self._result.coverage
-            self._noise = self._result.background_rms
-            return
-        image = read_image(data, mask=mask, coverage_mask=coverage_mask, wcs=wcs)
-        self._result = remover._remove_image(image, detect=detect)
-        self._unit = image.unit
-        self._no_coverage = ~image.coverage
+        else:
+            image = read_image(data, mask=mask, coverage_mask=coverage_mask, wcs=wcs)
+            if coverage_mask is not None:
+                self.coverage_mask = np.asarray(coverage_mask, dtype=bool)
+            self._result = remover._remove_image(image, detect=detect)
+            self._unit = image.unit
+            self._no_coverage = ~image.coverage
+        # As photutils does, a box larger than the map is the whole map.
+        self.box_size = np.minimum(box_pair, self._no_coverage.shape)
         self._noise = self._result.background_rms
 
-        # The mesh attributes are photutils' own, computed with the holes
-        # masked so that sources do not inflate the noise. `interpolator` is deprecated in
-        # photutils 3, so it is passed on only when given.
-        optional = {} if interpolator is None else {"interpolator": interpolator}
-        self._mesh = Background2D(
-            np.where(image.coverage, image.data, 0.0),
-            box_size,
+    @cached_property
+    def _mesh(self) -> Background2D:
+        """
+        photutils' own mesh, made on first use with the holes masked, so
+        that sources do not inflate it (and the holes cannot make the
+        background itself fail).
+        """
+        if self._is_mosaic:
+            from .parallel.mosaic import MeshUnavailable
+
+            return MeshUnavailable()
+        # Outside the holes the background is the input, bit for bit; the holes are masked.
+        covered_data = np.where(self._no_coverage, 0.0, self._result.background.data)
+        # `interpolator` is deprecated in photutils 3, so it is passed on only when given.
+        optional = {} if self.interpolator is None else {"interpolator": self.interpolator}
+        return Background2D(
+            covered_data,
+            self.box_size,
             mask=self._result.source_mask,
             coverage_mask=self._no_coverage,
-            fill_value=fill_value,
-            exclude_percentile=exclude_percentile,
-            filter_size=filter_size,
-            filter_threshold=filter_threshold,
-            sigma_clip=sigma_clip,
-            bkg_estimator=bkg_estimator,
-            bkg_rms_estimator=bkg_rms_estimator,
+            fill_value=self.fill_value,
+            exclude_percentile=self.exclude_percentile,
+            filter_size=self.filter_size,
+            filter_threshold=self.filter_threshold,
+            sigma_clip=self.sigma_clip,
+            bkg_estimator=self.bkg_estimator,
+            bkg_rms_estimator=self.bkg_rms_estimator,
             **optional,
         )
 
@@ -170,6 +222,12 @@ class PConvBackground:
 
     def _filled(self, array: np.ndarray) -> np.ndarray:
         return np.where(self._no_coverage, self.fill_value, array)
+
+    def _covered_median(self, array: np.ndarray) -> float | u.Quantity:
+        if self._is_mosaic:
+            raise TypeError("the medians are not available for a dask array: they need the "
+                            "whole map in memory; build PConvBackground on a numpy array.")
+        return self._with_unit(np.median(array[~self._no_coverage]))
 
     @property
     def background(self) -> np.ndarray | u.Quantity:
@@ -188,6 +246,7 @@ class PConvBackground:
         keep their meaning on bright clouds.
         """
         return self._with_unit(self._filled(self._noise))
+
     @property
     def background_error(self) -> np.ndarray | u.Quantity:
         """1-sigma uncertainty of `background` itself (0 outside the holes)."""
@@ -195,14 +254,17 @@ class PConvBackground:
 
     @property
     def background_median(self) -> float | u.Quantity:
-        """Median of `background` over the covered pixels."""
-        covered = self._result.background.data[~self._no_coverage]
-        return self._with_unit(np.median(covered))
+        """
+        Median of `background` over the covered pixels (photutils takes
+        that of its coarse mesh).
+        """
+        return self._covered_median(self._result.background.data)
 
     @property
     def background_rms_median(self) -> float | u.Quantity:
         """Median of `background_rms` over the covered pixels."""
-        return self._with_unit(np.median(self._noise[~self._no_coverage]))
+        return self._covered_median(self._noise)
+
     @property
     def background_mesh(self) -> np.ndarray:
         """The low-resolution background mesh of photutils (holes masked)."""
@@ -229,15 +291,26 @@ class PConvBackground:
         return self._result.source_mask
 
     @property
-    def catalog(self):
+    def catalog(self) -> QTable:
         """`~astropy.table.QTable` of the masked compact sources."""
         return self._result.catalog
 
     @property
-    def result(self):
-        """The full `~nemesis_bkg.results.RemovalResult` (NDData products, regions, FITS)."""
+    def result(self) -> RemovalResult | MosaicResult:
+        """
+        The full `~nemesis_bkg.results.RemovalResult` (NDData products,
+        regions, FITS); a `~nemesis_bkg.parallel.MosaicResult` for a dask array.
+        """
         return self._result
 
     def plot_meshes(self, **kwargs: Any) -> None:
-        """Plot the mesh boxes on a matplotlib axis, as in photutils."""
+        """
+        Plot the mesh boxes on a matplotlib axis, as in photutils.
+
+        Parameters
+        ----------
+        **kwargs
+            Keywords of `photutils.background.Background2D.plot_meshes`
+            (``ax``, ``marker``, ``color``, ``outlines``, ...).
+        """
         self._mesh.plot_meshes(**kwargs)

@@ -23,7 +23,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-__all__ = ["ImageInput", "read_fits", "read_image", "write_fits_atomically"]
+__all__ = ["ImageInput", "check_output_path", "read_fits", "read_image", "write_fits_atomically"]
 
 
 @dataclass
@@ -88,8 +88,8 @@ def _to_float64(array: Any, what: str) -> np.ndarray:
             f"{what} must hold real numbers, got dtype {array.dtype}; convert it with "
             "np.asarray(data, dtype=float) first."
         )
-    # astype makes a copy in native byte order: the caller's array is never touched.
-    return np.array(array, dtype=np.float64, copy=True).astype(np.float64, copy=False)
+    # A copy in native byte order: the caller's array is never touched.
+    return np.array(array, dtype=np.float64, copy=True)
 
 
 def _celestial_2d(wcs: WCS | None, squeezed: bool) -> WCS | None:
@@ -289,11 +289,14 @@ def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDDat
     """
     Read a FITS image into a `~astropy.nddata.CCDData`.
 
-    Unlike `~astropy.nddata.CCDData.read`, an unknown or missing BUNIT is
-    not fatal (a warning is issued and the unit is left unset), degenerate
+    Unlike `~astropy.nddata.CCDData.read`, a missing BUNIT is not fatal, nor
+    an unknown one (a warning says so; the unit is left unset), degenerate
     axes of 3-D/4-D images are squeezed, and the first HDU holding an image
-    is taken when ``hdu`` is not given. An ``ERROR``/``STDDEV`` extension of
-    the same shape becomes the uncertainty.
+    is taken when ``hdu`` is not given. A ``<NAME>_ERR`` extension (as
+    `~nemesis_bkg.results.RemovalResult.write` writes for extension
+    ``NAME``), else an ``ERROR``, ``STDDEV`` or ``UNCERTAINTY`` one, of the
+    image's shape becomes the uncertainty; one of another shape is not used,
+    with a warning.
 
     Parameters
     ----------
@@ -306,6 +309,19 @@ def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDDat
     `~astropy.nddata.CCDData` or `~astropy.nddata.NDData`
         CCDData when BUNIT is a known unit, NDData otherwise; ``meta`` is the
         image header.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from nemesis_bkg.io import read_fits
+    >>> path = Path(tempfile.mkdtemp()) / "map.fits"
+    >>> fits.PrimaryHDU(np.zeros((1, 8, 8)), header=fits.Header({"BUNIT": "MJy/sr"})).writeto(path)
+    >>> ccd = read_fits(path)
+    >>> ccd.shape, ccd.unit
+    ((8, 8), Unit("MJy / sr"))
     """
     name = os.fspath(path)
     # Warnings about a damaged file are held back: a failure becomes one clear error, and a
@@ -369,17 +385,60 @@ def read_fits(path: str | os.PathLike, *, hdu: int | str | None = None) -> NDDat
                 )
 
         uncertainty = None
-        for ext in ("ERROR", "STDDEV", "UNCERTAINTY"):
-            if ext in hdul and hdul[ext].data is not None:
-                error = np.squeeze(np.asarray(hdul[ext].data))
-                if error.shape == image.shape:
-                    uncertainty = StdDevUncertainty(error.astype(error.dtype.newbyteorder("=")))
+        # "<NAME>_ERR" is how this package writes the error of extension NAME.
+        error_names = (f"{image_hdu.name}_ERR", "ERROR", "STDDEV", "UNCERTAINTY")
+        error_hdus = [ext for ext in error_names if ext in hdul and hdul[ext].data is not None]
+        for ext in error_hdus:
+            error = np.squeeze(np.asarray(hdul[ext].data))
+            if error.shape == image.shape:
+                uncertainty = StdDevUncertainty(error.astype(error.dtype.newbyteorder("=")))
                 break
+        else:
+            if error_hdus:
+                warnings.warn(
+                    f"the {'/'.join(error_hdus)} extension of {name!r} does not have the "
+                    f"image's shape {image.shape}; the map is read without an uncertainty.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     if unit is None:
         # CCDData needs a unit; without a known one, say so rather than invent one.
         return NDData(image, wcs=wcs, uncertainty=uncertainty, meta=header)
     return CCDData(image, unit=unit, wcs=wcs, uncertainty=uncertainty, meta=header)
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """
+    Fail early when ``path`` cannot be written as an output file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    overwrite : bool, optional
+        Whether an existing file may be replaced.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> from nemesis_bkg.io import check_output_path
+    >>> check_output_path("/no/such/folder/out.fits")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: the output folder /no/such/folder does not exist; create it first.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the output folder {folder} does not exist; create it first.")
 
 
 def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
@@ -389,7 +448,8 @@ def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
 
     The file appears complete or not at all: a crash or Ctrl-C while writing
     leaves no half-written FITS file, and an existing file is replaced only
-    when ``overwrite`` is True.
+    when ``overwrite`` is True, even one that another process creates while
+    this one writes.
 
     Parameters
     ----------
@@ -402,19 +462,50 @@ def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
     ------
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astropy.io import fits
+    >>> from nemesis_bkg.io import write_fits_atomically
+    >>> path = Path(tempfile.mkdtemp()) / "empty.fits"
+    >>> write_fits_atomically(fits.HDUList([fits.PrimaryHDU()]), path)
+    >>> path.exists()
+    True
     """
+    check_output_path(path, overwrite=overwrite)
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"the output folder {folder} does not exist; create it first.")
     # A fresh name rather than mkstemp, whose 0600 mode would make the output private.
     temporary = os.path.join(folder, f".nemesis-{uuid.uuid4().hex}.fits.part")
     try:
         hdulist.writeto(temporary, output_verify="fix")
-        os.replace(temporary, path)
-    except BaseException:
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _publish_without_overwriting(temporary, path)
+    finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-        raise
+
+
+def _publish_without_overwriting(temporary: str, path: str) -> None:
+    """Give ``temporary`` the name ``path`` unless a file of that name exists by now."""
+    try:
+        # A hard link fails, atomically, when the name is taken (unlike a rename).
+        os.link(temporary, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{path} appeared while it was being written; pass overwrite=True (--overwrite) "
+            "to replace it."
+        ) from None
+    except OSError:
+        # A file system without hard links: check again and rename.
+        if os.path.exists(path):
+            raise FileExistsError(
+                f"{path} exists; pass overwrite=True (--overwrite) to replace it."
+            ) from None
+        os.replace(temporary, path)

@@ -6,6 +6,8 @@ unit allows it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
@@ -14,6 +16,8 @@ from astropy.stats import gaussian_fwhm_to_sigma
 from astropy.table import QTable
 from astropy.wcs.utils import proj_plane_pixel_area
 from photutils.aperture import ApertureStats, CircularAperture
+
+from .io import _error_from_uncertainty
 
 __all__ = [
     "gaussian_aperture_correction",
@@ -94,15 +98,31 @@ def pixel_sum_to_flux_density(nddata: NDData, fwhm_pixels: float) -> u.Quantity 
     Parameters
     ----------
     nddata : `~astropy.nddata.NDData`
+        The map; its ``unit`` and ``wcs`` are used.
     fwhm_pixels : float
+        Beam FWHM in pixels (for Jy/beam maps).
 
     Returns
     -------
     `~astropy.units.Quantity` or None
         Factor with units such that ``sum * unit * factor`` is in Jy; None
         when the map unit is not a brightness astropy can convert.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import CCDData
+    >>> from nemesis_bkg.photometry import pixel_sum_to_flux_density
+    >>> factor = pixel_sum_to_flux_density(CCDData(np.zeros((4, 4)), unit="mJy/pix"), 3.0)
+    >>> (10 * factor * u.mJy / u.pix).to(u.Jy)
+    <Quantity 0.01 Jy>
     """
-    unit = nddata.unit
+    return _flux_density_factor(nddata.unit, nddata.wcs, fwhm_pixels)
+
+
+def _flux_density_factor(unit: u.UnitBase | None, wcs: Any,
+                         fwhm_pixels: float) -> u.Quantity | None:
+    """`pixel_sum_to_flux_density` from a unit and a WCS."""
     if unit is None:
         return None
     beam_area_pixels = 2.0 * np.pi * (fwhm_pixels * gaussian_fwhm_to_sigma) ** 2
@@ -110,7 +130,6 @@ def pixel_sum_to_flux_density(nddata: NDData, fwhm_pixels: float) -> u.Quantity 
         (u.Jy / u.beam, 1.0 / beam_area_pixels * u.beam),
         (u.Jy / u.pix, 1.0 * u.pix),
     ]
-    wcs = nddata.wcs
     if wcs is not None and getattr(wcs, "has_celestial", False):
         pixel_area = proj_plane_pixel_area(wcs.celestial) * u.deg**2
         candidates.append((u.Jy / u.sr, pixel_area.to(u.sr)))
@@ -140,7 +159,8 @@ def measure_sources(
     sources : `~astropy.nddata.NDData`
         The compact-only map, e.g. ``result.sources`` of
         `~nemesis_bkg.CompactSourceRemover.remove`; its uncertainty and
-        mask are used.
+        mask are used (any astropy uncertainty class: standard deviation,
+        variance or inverse variance, in a unit convertible to the map's).
     catalog : `~astropy.table.QTable`
         Positions: ``x``, ``y`` (pixels) or a ``sky_centroid`` column.
     fwhm_pixels : float
@@ -164,7 +184,9 @@ def measure_sources(
     -------
     `~astropy.table.QTable`
         ``id``, ``x``, ``y``, ``aperture_radius``, ``aperture_sum``,
-        ``aperture_sum_err``, ``aperture_correction``, and ``flux`` /
+        ``aperture_sum_err``, ``aperture_correction``, ``masked_fraction``
+        (the fraction of the aperture masked or off the map, whose flux is
+        missing from the sum and not corrected for), and ``flux`` /
         ``flux_err`` (in Jy where the unit allows, else the map unit times
         pixels).
 
@@ -180,10 +202,10 @@ def measure_sources(
     >>> table["flux"].unit, len(table)
     (Unit("Jy"), 4)
     """
-    if fwhm_pixels <= 0:
+    if not (np.isfinite(fwhm_pixels) and fwhm_pixels > 0):
         raise ValueError(f"fwhm_pixels must be positive, got {fwhm_pixels}.")
     radius = float(fwhm_pixels if aperture_radius is None else aperture_radius)
-    if radius <= 0:
+    if not (np.isfinite(radius) and radius > 0):
         raise ValueError(f"aperture_radius must be positive, got {aperture_radius}.")
     if "x" in catalog.colnames and "y" in catalog.colnames:
         positions = np.column_stack([np.asarray(catalog["x"], float),
@@ -197,7 +219,9 @@ def measure_sources(
         raise ValueError("the catalogue needs x and y columns, or sky_centroid and a WCS.")
 
     data = np.asarray(sources.data, dtype=float)
-    error = None if sources.uncertainty is None else np.asarray(sources.uncertainty.array)
+    # Any astropy uncertainty class, in any unit convertible to the map's, as a 1-sigma map.
+    error = (None if sources.uncertainty is None
+             else _error_from_uncertainty(sources.uncertainty, data.shape, sources.unit))
     mask = ~np.isfinite(data)
     if sources.mask is not None:
         mask |= np.asarray(sources.mask, dtype=bool)
@@ -218,26 +242,30 @@ def measure_sources(
     if aperture_correction:
         correction = gaussian_aperture_correction(radius, fwhm_pixels)
     if len(catalog) == 0:
-        aperture_sum = aperture_sum_err = np.zeros(0)
+        aperture_sum = aperture_sum_err = masked_fraction = np.zeros(0)
     else:
-        stats = ApertureStats(data, CircularAperture(positions, r=radius), error=error,
-                              mask=mask, sum_method="exact")
+        aperture = CircularAperture(positions, r=radius)
+        stats = ApertureStats(data, aperture, error=error, mask=mask, sum_method="exact")
         aperture_sum = np.atleast_1d(stats.sum)
         if error is None:
             aperture_sum_err = np.full(len(table), np.nan)
         else:
             aperture_sum_err = np.atleast_1d(stats.sum_err)
         if background_error is not None:
-            correlated = ApertureStats(background_error, CircularAperture(positions, r=radius),
-                                       mask=mask, sum_method="exact")
+            correlated = ApertureStats(background_error, aperture, mask=mask, sum_method="exact")
             aperture_sum_err = np.hypot(aperture_sum_err, np.atleast_1d(correlated.sum))
+        # Masked pixels and pixels off the map are left out of the sums: say how much.
+        usable = ApertureStats((~mask).astype(float), aperture, sum_method="exact")
+        usable_area = np.nan_to_num(np.atleast_1d(usable.sum), nan=0.0)
+        masked_fraction = np.clip(1.0 - usable_area / aperture.area, 0.0, 1.0)
     table["aperture_sum"] = aperture_sum
     table["aperture_sum_err"] = aperture_sum_err
     table["aperture_correction"] = np.full(len(table), correction)
+    table["masked_fraction"] = masked_fraction
 
     factor = pixel_sum_to_flux_density(sources, fwhm_pixels)
     if factor is None:
-        flux_unit = (sources.unit or u.one) * u.pix**2
+        flux_unit = (sources.unit or u.one) * u.pix
         table["flux"] = aperture_sum / correction * flux_unit
         table["flux_err"] = aperture_sum_err / correction * flux_unit
     else:

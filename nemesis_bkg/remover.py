@@ -11,18 +11,22 @@ the result (`nemesis_bkg.results`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import numbers
+from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
 
 from .engine import PRECISIONS, inpaint_map
-from .instruments import Instrument, resolve_beam
+from .instruments import Instrument, get_instrument, resolve_beam
 from .io import ImageInput, read_image
 from .masking import build_source_mask, psf_profile
 from .model import load_model
 from .parallel import is_dask_array
 from .results import RemovalResult, make_nddata
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CompactSourceRemover"]
 
@@ -45,6 +49,27 @@ def _power_of_two_exponent(image: ImageInput) -> int:
         typical = float(np.max(magnitudes))
     exponent = int(np.frexp(typical)[1]) if typical > 0 else 0
     return exponent if abs(exponent) > SAFE_EXPONENT else 0
+
+
+def _check_beam(beam_fwhm: Any) -> None:
+    """Refuse a beam that no map could use, when the remover is made rather than at a map."""
+    if beam_fwhm is None:
+        return
+    if isinstance(beam_fwhm, u.Quantity):
+        if beam_fwhm.unit != u.pix and beam_fwhm.unit.physical_type != "angle":
+            raise ValueError(
+                f"beam_fwhm must be an angle or a number of pixels, not {beam_fwhm.unit}."
+            )
+        value = beam_fwhm.value
+    elif isinstance(beam_fwhm, numbers.Real) and not isinstance(beam_fwhm, bool):
+        value = beam_fwhm
+    else:
+        raise TypeError(
+            f"beam_fwhm must be an angle Quantity (e.g. 18.1 * u.arcsec) or a number of "
+            f"pixels, not {type(beam_fwhm).__name__} {beam_fwhm!r}."
+        )
+    if not (np.ndim(value) == 0 and np.isfinite(value) and value > 0):
+        raise ValueError(f"beam_fwhm must be positive and finite, got {beam_fwhm!r}.")
 
 
 class CompactSourceRemover:
@@ -117,6 +142,9 @@ class CompactSourceRemover:
             raise ValueError(f"snr_threshold must be positive, got {snr_threshold!r}.")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+        _check_beam(beam_fwhm)
+        if instrument is not None:
+            get_instrument(instrument)  # an unknown band fails here, not at the first map
         self.instrument = instrument
         self.beam_fwhm = beam_fwhm
         self.snr_threshold = float(snr_threshold)
@@ -131,7 +159,7 @@ class CompactSourceRemover:
         self._model = model
 
     @property
-    def model(self):
+    def model(self) -> torch.nn.Module:
         """The inpainting network (loaded on first use)."""
         if self._model is None:
             self._model = load_model(device=self.device)
@@ -172,6 +200,29 @@ class CompactSourceRemover:
         `~nemesis_bkg.results.RemovalResult`
             Or, for a dask array, a lazy `~nemesis_bkg.parallel.MosaicResult`
             computed chunk by chunk (`~nemesis_bkg.parallel.remove_mosaic`).
+
+        Raises
+        ------
+        ValueError
+            If the map is not 2-D, has no valid pixel, is too small for the
+            beam, or its beam cannot be told (give ``instrument=`` or
+            ``beam_fwhm=``); if a mask or uncertainty does not match it.
+        TypeError
+            If the map does not hold real numbers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.nddata import CCDData
+        >>> from nemesis_bkg import CompactSourceRemover
+        >>> from nemesis_bkg.simulate import simulate_map
+        >>> sim = simulate_map((128, 128), instrument="pacs160", n_sources=4, seed=1)
+        >>> result = CompactSourceRemover().remove(sim.data)
+        >>> isinstance(result.background, CCDData), result.background.unit == sim.data.unit
+        (True, True)
+        >>> total = result.background.data + result.sources.data
+        >>> np.allclose(total, sim.data.data, equal_nan=True)
+        True
         """
         if is_dask_array(data):
             from .parallel import remove_mosaic
@@ -184,6 +235,11 @@ class CompactSourceRemover:
 
     def _remove_image(self, image: ImageInput, *, catalog=None, regions=None, protect=None,
                       detect: bool = True, origin: tuple[int, int] = (0, 0)) -> RemovalResult:
+        """
+        `remove` on a validated image: the entry point of `PConvBackground`,
+        `~nemesis_bkg.sed.remove_bands` and the mosaic chunks (whose
+        ``origin`` places the chunk in the whole map).
+        """
         instrument, fwhm_pixels = resolve_beam(
             instrument=self.instrument, beam_fwhm=self.beam_fwhm, wcs=image.wcs,
             header=image.header,
@@ -217,9 +273,11 @@ class CompactSourceRemover:
         background_uncertainty = np.where(holes, background_error, noise)
         sources_uncertainty = np.hypot(noise, background_error)
         # The background is valid wherever it was inpainted; the data (hence the sources) are
-        # not trusted where the user masked them.
+        # not trusted where the user masked them, nor the background where such a pixel was
+        # left as it is (a protect= region kept it out of the holes).
         no_coverage = ~image.coverage
         sources_mask = image.mask | no_coverage
+        background_mask = no_coverage | (image.mask & ~holes)
 
         parameters = {
             "SNRTHR": (self.snr_threshold, "peak SNR threshold of the masked sources"),
@@ -229,7 +287,7 @@ class CompactSourceRemover:
             "MODELSHA": (getattr(self.model, "sha256", "unverified"), ""),
         }
         return RemovalResult(
-            background=make_nddata(image, background, background_uncertainty, no_coverage),
+            background=make_nddata(image, background, background_uncertainty, background_mask),
             sources=make_nddata(image, image.data - background, sources_uncertainty, sources_mask),
             source_mask=holes.copy(),
             catalog=source_mask.catalog,

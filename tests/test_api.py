@@ -6,9 +6,10 @@ import pytest
 from astropy.io import fits
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.stats import SigmaClip
+from astropy.utils.exceptions import AstropyUserWarning
 from photutils.background import MedianBackground, StdBackgroundRMS
 from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
-from regions import CircleSkyRegion, Regions
+from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, Regions
 
 from nemesis_bkg import CompactSourceRemover, PConvBackground
 from nemesis_bkg.simulate import simulate_map
@@ -176,3 +177,92 @@ def test_psf_widens_the_holes_of_a_beam_with_sidelobes(sim):
     assert np.all(measured.source_mask[gaussian.source_mask])
     with pytest.raises(ValueError, match="odd"):
         CompactSourceRemover(psf=np.ones((4, 4)))
+
+
+def test_holes_in_every_mesh_box_do_not_break_the_background():
+    from photutils.background import Background2D
+
+    # Bright, dense sources: every 64x64 box loses more than exclude_percentile (10 %) of its
+    # pixels to the holes, so photutils has no box left for the mesh of the holed map (it has
+    # on the map itself); the background, which needs no mesh, must not care.
+    dense = simulate_map((128, 128), instrument="spire250", n_sources=60, seed=3,
+                         nan_border=False, snr_range=(200.0, 3000.0))
+    assert Background2D(dense.data, (64, 64)).background_mesh.shape == (2, 2)
+    bkg = PConvBackground(dense.data, (64, 64), device="cpu")
+    assert bkg.source_mask.mean() > 0.1
+    assert np.isfinite(bkg.background).all() and np.isfinite(bkg.background_median)
+    with pytest.raises(ValueError, match="exclude_percentile"):
+        _ = bkg.background_mesh
+
+
+def test_mesh_keywords_are_attributes_as_in_background2d(sim):
+    from photutils.background import Background2D
+
+    data = np.nan_to_num(np.asarray(sim.data.data), nan=0.0)
+    coverage = np.zeros(data.shape, bool)
+    coverage[:5] = True
+    keywords = {"coverage_mask": coverage, "fill_value": -1.0, "exclude_percentile": 50.0,
+                "filter_size": 5, "filter_threshold": 0.1, "sigma_clip": SigmaClip(sigma=2.5)}
+    ours = PConvBackground(data, (32, 200), beam_fwhm=sim.fwhm_pixels, device="cpu", **keywords)
+    theirs = Background2D(data, (32, 200), **keywords)
+    for name in ("box_size", "filter_size", "coverage_mask"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))
+    for name in ("fill_value", "exclude_percentile", "filter_threshold", "sigma_clip"):
+        assert getattr(ours, name) == getattr(theirs, name)
+    assert ours.background_mesh.shape == theirs.background_mesh.shape
+    np.testing.assert_array_equal(ours.background[coverage], -1.0)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "match"),
+    [
+        ({"box_size": 0}, "box_size"),
+        ({"box_size": (32.5, 32)}, "box_size"),
+        ({"box_size": 32, "filter_size": (2, 2)}, "odd"),
+        ({"box_size": 32, "exclude_percentile": 120.0}, "exclude_percentile"),
+    ],
+)
+def test_bad_mesh_keywords_fail_before_the_removal(sim, monkeypatch, keywords, match):
+    def removal_must_not_run(*args, **kwargs):
+        raise AssertionError("the removal ran before the keywords were checked")
+
+    monkeypatch.setattr(CompactSourceRemover, "_remove_image", removal_must_not_run)
+    box_size = keywords.pop("box_size")
+    with pytest.raises(ValueError, match=match):
+        PConvBackground(sim.data, box_size, device="cpu", **keywords)
+
+
+def test_medians_of_a_dask_background_say_why_they_are_missing(sim):
+    dask_array = pytest.importorskip("dask.array")
+    lazy = dask_array.from_array(np.asarray(sim.data.data), chunks=80)
+    bkg = PConvBackground(lazy, (32, 32), wcs=sim.data.wcs, instrument="spire250", device="cpu")
+    for name in ("background_median", "background_rms_median", "background_mesh"):
+        with pytest.raises(TypeError, match="dask array"):
+            getattr(bkg, name)
+
+
+def test_user_masked_pixels_kept_out_of_the_holes_are_masked_in_the_background(sim):
+    covered = np.isfinite(sim.data.data)
+    row, column = np.argwhere(covered)[covered.sum() // 2]
+    mask = np.zeros(sim.data.shape, bool)
+    mask[row:row + 3, column:column + 3] = True
+    protect = Regions([CirclePixelRegion(PixCoord(column + 1, row + 1), 5.0)])
+    with pytest.warns(AstropyUserWarning, match="protect"):
+        result = CompactSourceRemover(device="cpu").remove(sim.data, mask=mask, protect=protect)
+    # Not inpainted (protected), so the background there is the untrusted input itself.
+    assert not result.source_mask[mask].any()
+    assert result.background.mask[mask].all() and result.sources.mask[mask].all()
+    np.testing.assert_array_equal(result.background.mask[~mask], ~covered[~mask])
+
+
+def test_written_products_read_back_with_their_uncertainty(result, tmp_path):
+    from nemesis_bkg.io import read_fits
+
+    path = tmp_path / "products.fits"
+    result.write(path)
+    for name, product in (("BACKGROUND", result.background), ("SOURCES", result.sources)):
+        nddata = read_fits(path, hdu=name)
+        assert isinstance(nddata, CCDData) and nddata.unit == product.unit
+        np.testing.assert_array_equal(nddata.data, product.data)
+        np.testing.assert_array_equal(nddata.uncertainty.array, product.uncertainty.array)
+        assert nddata.wcs.has_celestial

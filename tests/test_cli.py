@@ -81,7 +81,9 @@ def test_remove_errors_are_one_line(tmp_path, capsys):
     array = tmp_path / "plain.fits"
     fits.PrimaryHDU(np.random.default_rng(0).normal(size=(64, 64))).writeto(array)
     assert main(["remove", str(array), "-o", str(tmp_path / "o.fits")]) == 1
-    assert "beam_fwhm" in capsys.readouterr().err
+    # The reason names the options to use, not the Python keywords behind them.
+    error = capsys.readouterr().err
+    assert "--instrument" in error and "--beam-fwhm" in error and "beam_fwhm" not in error
 
 
 def test_demo_writes_products(tmp_path, capsys):
@@ -116,3 +118,50 @@ def test_remove_takes_a_psf_and_device_options(fits_map, tmp_path, capsys):
     arguments[arguments.index(str(psf))] = str(tmp_path / "even.fits")
     assert main(arguments[:3] + [str(tmp_path / "other.fits")] + arguments[4:]) == 1
     assert "odd" in capsys.readouterr().err
+
+
+def test_demo_checks_both_outputs_before_the_work(tmp_path, capsys):
+    output, png = tmp_path / "demo.fits", tmp_path / "missing" / "demo.png"
+    assert main(["demo", "-o", str(output), "--png", str(png), "--device", "cpu"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not output.exists()
+    output.write_bytes(b"")
+    assert main(["demo", "-o", str(output), "--png", str(tmp_path / "ok.png")]) == 1
+    assert "exists; pass --overwrite to replace it" in capsys.readouterr().err
+
+
+def test_remove_help_shows_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["remove", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:\n  nemesis-bkg remove" in text and "--beam-fwhm FWHM" in text
+
+
+def test_remove_errors_name_the_options(fits_map, tmp_path, capsys):
+    output = str(tmp_path / "o.fits")
+    for options, option in ((["--beam-fwhm", "-3"], "--beam-fwhm"),
+                            (["--threads", "0"], "--threads")):
+        assert main(["remove", str(fits_map), "-o", output, "--device", "cpu", *options]) == 1
+        error = capsys.readouterr().err
+        assert f" {option} must be" in error and error.count("\n") == 1
+
+
+def test_quicklook_leaves_the_callers_matplotlib_alone(tmp_path):
+    import matplotlib
+
+    from nemesis_bkg import CompactSourceRemover
+    from nemesis_bkg.commands.demo import plot_quicklook
+
+    sim = simulate_map((64, 64), instrument="spire250", n_sources=2, seed=1)
+    result = CompactSourceRemover(device="cpu").remove(sim.data)
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot_quicklook(sim.data, result, tmp_path / "look.png")
+        # A notebook's backend (here svg) survives, and no pyplot figure is left open.
+        assert matplotlib.get_backend() == "svg"
+        assert "matplotlib.pyplot" not in sys.modules or not sys.modules[
+            "matplotlib.pyplot"].get_fignums()
+    finally:
+        matplotlib.use(backend)
+    assert (tmp_path / "look.png").read_bytes()[:4] == b"\x89PNG"

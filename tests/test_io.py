@@ -128,3 +128,49 @@ def test_read_fits_truncated(tmp_path, image):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(OSError, match="truncated|complete"):
         read_fits(path)
+
+
+def test_write_never_replaces_a_file_that_appears_while_writing(tmp_path):
+    from nemesis_bkg.io import write_fits_atomically
+
+    target = tmp_path / "out.fits"
+
+    class RacedHDUList(fits.HDUList):
+        """Another process creates the output while this one writes its temporary file."""
+
+        def writeto(self, name, **kwargs):
+            target.write_text("another process's product")
+            super().writeto(name, **kwargs)
+
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_fits_atomically(RacedHDUList([fits.PrimaryHDU()]), target)
+    assert target.read_text() == "another process's product"
+    assert [path.name for path in tmp_path.iterdir()] == ["out.fits"]
+    write_fits_atomically(fits.HDUList([fits.PrimaryHDU(np.ones((2, 2)))]), target,
+                          overwrite=True)
+    np.testing.assert_array_equal(fits.getdata(target), 1.0)
+
+
+def test_check_output_path(tmp_path):
+    from nemesis_bkg.io import check_output_path
+
+    existing = tmp_path / "exists.fits"
+    existing.write_bytes(b"")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        check_output_path(existing)
+    check_output_path(existing, overwrite=True)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_output_path(tmp_path / "missing" / "out.fits")
+
+
+def test_error_extension_of_another_shape_is_reported(tmp_path, image):
+    path = tmp_path / "map.fits"
+    error = fits.ImageHDU(np.ones((5, 5)), name="ERROR")
+    fits.HDUList([fits.PrimaryHDU(image), error]).writeto(path)
+    with pytest.warns(UserWarning, match="ERROR extension .* does not have the image's shape"):
+        nd = read_fits(path)
+    assert nd.uncertainty is None
+    # A later extension of the right shape is used.
+    stddev = fits.ImageHDU(np.full(image.shape, 2.0), name="STDDEV")
+    fits.HDUList([fits.PrimaryHDU(image), error, stddev]).writeto(path, overwrite=True)
+    np.testing.assert_array_equal(read_fits(path).uncertainty.array, 2.0)

@@ -1,10 +1,11 @@
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.nddata import CCDData, InverseVariance, NDData, StdDevUncertainty, VarianceUncertainty
 from astropy.stats import gaussian_fwhm_to_sigma
 from astropy.table import QTable
 from astropy.wcs import WCS
+from photutils.aperture import CircularAperture
 
 from nemesis_bkg.photometry import (
     gaussian_aperture_correction,
@@ -109,3 +110,39 @@ def test_background_error_is_summed_as_fully_correlated():
     with pytest.raises(ValueError, match="must match"):
         measure_sources(ccd, QTable({"x": [30.3], "y": [33.7]}), FWHM,
                         background_error=np.zeros((3, 3)))
+
+
+def test_any_uncertainty_class_and_unit_gives_the_same_error():
+    stddev = gaussian_map(2.0, "Jy/pix", noise=0.01)
+    catalog = QTable({"x": [30.3], "y": [33.7]})
+    expected = measure_sources(stddev, catalog, FWHM)["flux_err"][0].to_value(u.Jy)
+    for uncertainty in (VarianceUncertainty(np.full(stddev.shape, 1e-4)),
+                        InverseVariance(np.full(stddev.shape, 1e4)),
+                        StdDevUncertainty(np.full(stddev.shape, 10.0), unit="mJy/pix")):
+        ccd = CCDData(stddev.data, unit="Jy/pix", uncertainty=uncertainty)
+        flux_err = measure_sources(ccd, catalog, FWHM)["flux_err"][0].to_value(u.Jy)
+        assert flux_err == pytest.approx(expected)
+
+
+def test_units_without_a_flux_density_are_the_map_unit_times_pixels():
+    catalog = QTable({"x": [30.3], "y": [33.7]})
+    no_wcs = measure_sources(gaussian_map(2.0, "MJy/sr"), catalog, FWHM)
+    assert no_wcs["flux"].unit == u.MJy / u.sr * u.pix
+    plain = measure_sources(NDData(np.ones((64, 64))), catalog, FWHM)
+    assert plain["flux"].unit == u.pix
+    area = np.pi * FWHM**2
+    assert plain["flux"][0].value == pytest.approx(area / plain["aperture_correction"][0], rel=1e-3)
+
+
+def test_masked_fraction_says_what_the_aperture_missed():
+    ccd = gaussian_map(2.0, "Jy/pix")
+    mask = np.zeros(ccd.shape, bool)
+    mask[:, 31:] = True  # the right half of the aperture, from just right of the centre
+    ccd.mask = mask
+    catalog = QTable({"x": [30.3, 10.0, -50.0], "y": [33.7, 10.0, 10.0]})
+    table = measure_sources(ccd, catalog, FWHM)
+    aperture = CircularAperture((30.3, 33.7), FWHM)
+    unmasked_area = aperture.area_overlap(ccd.data, mask=mask)
+    assert 0.3 < table["masked_fraction"][0] == pytest.approx(1 - unmasked_area / aperture.area)
+    assert table["masked_fraction"][1] == pytest.approx(0.0, abs=1e-12)
+    assert table["masked_fraction"][2] == 1.0

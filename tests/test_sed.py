@@ -56,3 +56,61 @@ def test_every_reference_source_is_inpainted_in_every_band(multiband):
     other = multiband.results["spire350"]
     assert len(other.catalog) >= len(multiband.sed)
     assert np.all(multiband.sed["flux_spire350"].value != 0)
+
+
+def test_two_keys_for_one_band_are_refused():
+    ccd = CCDData(np.zeros((32, 32)), unit="Jy/beam")
+    with pytest.raises(ValueError, match="'spire250' and 'PSW' are both the band spire250"):
+        remove_bands({"spire250": ccd, "PSW": ccd})
+
+
+@pytest.mark.parametrize(
+    ("unit", "wcs", "match"),
+    [("Jy/beam", False, "no celestial WCS"), ("adu", True, "cannot be turned into a flux")],
+)
+def test_unusable_maps_are_refused_before_any_removal(monkeypatch, unit, wcs, match):
+    from nemesis_bkg import CompactSourceRemover
+
+    def removal_must_not_run(*args, **kwargs):
+        raise AssertionError("a removal ran before every map was checked")
+
+    monkeypatch.setattr(CompactSourceRemover, "_remove_image", removal_must_not_run)
+    good = simulate_map((64, 64), instrument="pacs160", n_sources=2, seed=5).data
+    other = simulate_map((64, 64), instrument="spire350", n_sources=2, seed=5).data
+    bad = CCDData(other.data, unit=unit, wcs=other.wcs if wcs else None)
+    with pytest.raises(ValueError, match=match):
+        remove_bands({"pacs160": good, "spire350": bad}, device="cpu")
+
+
+def test_spectra_mask_bands_without_a_measurement():
+    # specutils masks the NaN fluxes itself; the docstring of spectra() relies on it.
+    from astropy.coordinates import SkyCoord
+    from astropy.table import QTable
+
+    from nemesis_bkg.sed import MultiBandResult
+
+    sed = QTable({"id": [1], "sky_centroid": SkyCoord([10.0] * u.deg, [-5.0] * u.deg),
+                  "flux_pacs160": [2.0] * u.Jy, "flux_err_pacs160": [0.1] * u.Jy,
+                  "flux_spire250": [np.nan] * u.Jy, "flux_err_spire250": [np.nan] * u.Jy})
+    multiband = MultiBandResult(results={"pacs160": None, "spire250": None},
+                                reference_band="pacs160", sed=sed)
+    (spectrum,) = multiband.spectra()
+    np.testing.assert_array_equal(spectrum.mask, [False, True])
+    assert spectrum.meta["id"] == 1
+
+
+def test_holes_of_the_reference_mask_are_not_sources():
+    reference = simulate_map((128, 128), instrument="pacs160", n_sources=6, seed=5).data
+    covered = np.isfinite(reference.data)
+    row, column = np.argwhere(covered)[covered.sum() // 3]
+    bad_pixels = np.zeros(reference.shape, bool)
+    bad_pixels[row:row + 4, column:column + 4] = True
+    masked = CCDData(reference.data, unit=reference.unit, wcs=reference.wcs,
+                     mask=bad_pixels, meta=reference.meta)
+    other = simulate_map((128, 128), instrument="spire350", n_sources=6, seed=5).data
+    multiband = remove_bands({"pacs160": masked, "spire350": other}, device="cpu")
+    catalog = multiband.results["pacs160"].catalog
+    assert "mask" in list(catalog["origin"])
+    assert len(multiband.sed) == np.count_nonzero(catalog["origin"] == "detected")
+    x, y = multiband.sed["sky_centroid"].to_pixel(reference.wcs)
+    assert not bad_pixels[np.round(y).astype(int), np.round(x).astype(int)].any()

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from astropy.nddata import NDData
 
+from ..io import check_output_path
 from ..remover import CompactSourceRemover
 from ..results import RemovalResult
 from ..simulate import SimulatedMap, simulate_map
+from .remove import reworded
 
 __all__ = ["add_arguments", "plot_quicklook", "run"]
 
@@ -32,23 +35,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def plot_quicklook(sim_data, result: RemovalResult, path: str | Path) -> None:
-    """Save a PNG of data / background / sources / holes side by side."""
-    import matplotlib
+def plot_quicklook(data: NDData, result: RemovalResult, path: str | Path) -> None:
+    """
+    Save a PNG of data / background / sources / holes side by side.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    data : `~astropy.nddata.NDData`
+        The map the sources were removed from.
+    result : `~nemesis_bkg.results.RemovalResult`
+        Its removal.
+    path : str or path-like
+        The PNG file to write.
+    """
+    # A bare Figure draws without pyplot, so the caller's backend and figures are left alone.
+    from matplotlib.figure import Figure
 
-    data = np.asarray(sim_data.data)
-    finite = data[np.isfinite(data)]
+    values = np.asarray(data.data)
+    finite = values[np.isfinite(values)]
     low, high = np.percentile(finite, [1, 99.5])
     panels = [
-        ("data", data, (low, high)),
+        ("data", values, (low, high)),
         ("background", result.background.data, (low, high)),
         ("sources", result.sources.data, None),
         ("holes", result.source_mask.astype(float), (0, 1)),
     ]
-    figure, axes = plt.subplots(1, 4, figsize=(16, 4.4), constrained_layout=True)
+    figure = Figure(figsize=(16, 4.4), layout="constrained")
+    axes = figure.subplots(1, 4)
     for axis, (title, image, limits) in zip(axes, panels, strict=True):
         if limits is None:
             scale = np.nanpercentile(np.abs(image), 99.5) or 1.0
@@ -58,7 +71,6 @@ def plot_quicklook(sim_data, result: RemovalResult, path: str | Path) -> None:
         axis.set_xticks([])
         axis.set_yticks([])
     figure.savefig(path, dpi=90)
-    plt.close(figure)
 
 
 def summarise(sim: SimulatedMap, result: RemovalResult) -> str:
@@ -81,12 +93,15 @@ def summarise(sim: SimulatedMap, result: RemovalResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nemesis-bkg demo``."""
+    # Both outputs are checked before the work, so that neither is written alone.
     for path in (args.output, args.png):
-        if Path(path).exists() and not args.overwrite:
-            raise FileExistsError(f"{path} exists; add --overwrite to replace it")
+        try:
+            check_output_path(path, overwrite=args.overwrite)
+        except FileExistsError as exc:
+            raise reworded(exc) from exc
     sim = simulate_map(DEMO_MAP["shape"], **{k: v for k, v in DEMO_MAP.items() if k != "shape"})
     start = time.perf_counter()
-    result = CompactSourceRemover(device=args.device).remove(sim.data)
+    result = CompactSourceRemover(device=args.device, progress=True).remove(sim.data)
     elapsed = time.perf_counter() - start
     result.write(args.output, overwrite=args.overwrite)
     plot_quicklook(sim.data, result, args.png)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ import numpy as np
 from astropy.io.registry import IORegistryError
 from astropy.table import Table
 
-from ..io import read_fits
+from ..io import check_output_path, read_fits
 from ..remover import CompactSourceRemover
 
-__all__ = ["add_arguments", "parse_beam", "read_catalog", "read_psf", "run"]
+__all__ = ["add_arguments", "command_line_wording", "parse_beam", "read_catalog", "read_psf",
+           "reworded", "run"]
 
 
 def parse_beam(text: str) -> u.Quantity | float:
@@ -42,19 +44,28 @@ def parse_beam(text: str) -> u.Quantity | float:
         ) from exc
 
 
+#: Shown at the end of ``nemesis-bkg remove --help``.
+EXAMPLES = """examples:
+  nemesis-bkg remove spire250.fits -o spire250_nemesis.fits
+  nemesis-bkg remove map.fits -o out.fits --beam-fwhm '18.1 arcsec' --regions-out holes.reg
+  nemesis-bkg remove maps/*.fits --out-dir products --workers 4"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``nemesis-bkg remove``."""
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("inputs", nargs="+", metavar="IN.fits", help="input FITS map(s)")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--output", metavar="OUT.fits", help="output file (one input)")
     out.add_argument("--out-dir", metavar="DIR",
                      help="output folder (several inputs); files are named IN_nemesis.fits, "
                      "files already done are skipped, a failing file does not stop the others")
-    parser.add_argument("--instrument", help="band preset, e.g. pacs160 or spire250 "
-                        "(default: read from the FITS header)")
-    parser.add_argument("--beam-fwhm", type=parse_beam,
+    parser.add_argument("--instrument", metavar="BAND", help="band preset, e.g. pacs160 or "
+                        "spire250 (default: read from the FITS header)")
+    parser.add_argument("--beam-fwhm", type=parse_beam, metavar="FWHM",
                         help="beam FWHM: pixels (3.5) or an angle ('18.1 arcsec')")
-    parser.add_argument("--snr-threshold", type=float, default=5.0,
+    parser.add_argument("--snr-threshold", type=float, default=5.0, metavar="SNR",
                         help="mask sources above this peak SNR (default: 5)")
     parser.add_argument("--catalog", metavar="TABLE",
                         help="extra sources to mask: a table (ECSV, CSV, FITS) with x/y or ra/dec")
@@ -67,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--psf", metavar="PSF.fits",
                         help="the beam as a FITS image at the maps' pixel size (odd sides, "
                         "centred): holes then follow its profile, sidelobes included")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "bfloat16", "float16"],
                         help="the network's arithmetic (default: float32; the others are mixed "
@@ -145,13 +157,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for output in (args.output, args.regions_out):
         if output is None:
             continue
+        check_output_path(output, overwrite=args.overwrite)
         output_path = Path(output)
-        if output_path.exists() and not args.overwrite:
-            raise FileExistsError(f"{output_path} exists; add --overwrite to replace it")
-        if not output_path.absolute().parent.is_dir():
-            raise FileNotFoundError(
-                f"the output folder {output_path.absolute().parent} does not exist; create it first"
-            )
         if output_path.exists() and output_path.samefile(args.inputs[0]):
             raise ValueError(f"{output_path} is the input map; choose another output name")
 
@@ -256,8 +263,56 @@ def _run_many(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+#: Python keywords named in the library's messages, and the options that set them.
+_OPTIONS = {"instrument": "--instrument", "beam_fwhm": "--beam-fwhm",
+            "snr_threshold": "--snr-threshold", "n_threads": "--threads",
+            "batch_size": "--batch-size"}
+
+
+def command_line_wording(message: str) -> str:
+    """
+    Name the command-line options where a library message names Python keywords.
+
+    Examples
+    --------
+    >>> command_line_wording("give instrument= (one of ...) or beam_fwhm= (pixels)")
+    'give --instrument (one of ...) or --beam-fwhm (pixels)'
+    >>> command_line_wording("n_threads must be a positive number, got 0")
+    '--threads must be a positive number, got 0'
+    """
+    message = message.replace("overwrite=True (--overwrite)", "--overwrite")
+    for keyword, option in _OPTIONS.items():
+        message = re.sub(rf"\b{keyword}=(?=\S)", option + " ", message)
+        # A bare "instrument" is the word, not the keyword.
+        bare = rf"\b{keyword}=" if keyword == "instrument" else rf"\b{keyword}\b=?"
+        message = re.sub(bare, option, message)
+    return message
+
+
+def reworded(error: Exception) -> Exception:
+    """
+    The same kind of error, its message in `command_line_wording`.
+
+    Examples
+    --------
+    >>> reworded(ValueError("beam_fwhm must be positive and finite, got -3."))
+    ValueError('--beam-fwhm must be positive and finite, got -3.')
+    """
+    for kind in (FileExistsError, ValueError, TypeError):
+        if isinstance(error, kind):
+            return kind(command_line_wording(str(error)))
+    return error
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``nemesis-bkg remove``."""
+    """Run ``nemesis-bkg remove``; errors name the command-line options."""
+    try:
+        return _run(args)
+    except (FileExistsError, ValueError, TypeError) as exc:
+        raise reworded(exc) from exc
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.output is not None:
         if len(args.inputs) > 1:
             raise ValueError("several inputs need --out-dir DIR instead of -o")
