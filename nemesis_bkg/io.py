@@ -23,7 +23,8 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData, NDUncertainty, StdDevUncertainty
 from astropy.wcs import WCS, FITSFixedWarning
 
-__all__ = ["ImageInput", "check_output_path", "read_fits", "read_image", "write_fits_atomically"]
+__all__ = ["ImageInput", "check_output_path", "publish_file", "read_fits", "read_image",
+           "write_fits_atomically"]
 
 
 @dataclass
@@ -483,17 +484,53 @@ def write_fits_atomically(hdulist: fits.HDUList, path: str | os.PathLike, *,
     temporary = os.path.join(folder, f".nemesis-{uuid.uuid4().hex}.fits.part")
     try:
         hdulist.writeto(temporary, output_verify="fix")
-        if overwrite:
-            os.replace(temporary, path)
-        else:
-            _publish_without_overwriting(temporary, path)
+        publish_file(temporary, path, overwrite=overwrite)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
 
 
-def _publish_without_overwriting(temporary: str, path: str) -> None:
-    """Give ``temporary`` the name ``path`` unless a file of that name exists by now."""
+def publish_file(temporary: str | os.PathLike, path: str | os.PathLike, *,
+                 overwrite: bool = False) -> None:
+    """
+    Give a finished temporary file its final name, atomically.
+
+    Without ``overwrite`` the name must still be free when the file is
+    published, even if another process created it meanwhile: a hard link,
+    which fails atomically when the name is taken, is made and the
+    temporary name removed. On file systems without hard links the name is
+    checked once more and the file renamed.
+
+    Parameters
+    ----------
+    temporary : str or path-like
+        The complete file, in the same folder as ``path``.
+    path : str or path-like
+        Its final name.
+    overwrite : bool, optional
+        Replace an existing file of that name.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False; ``temporary`` is left
+        for the caller to remove.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from nemesis_bkg.io import publish_file
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "part").write_text("done")
+    >>> publish_file(folder / "part", folder / "final.txt")
+    >>> sorted(path.name for path in folder.iterdir())
+    ['final.txt']
+    """
+    temporary, path = os.fspath(temporary), os.fspath(path)
+    if overwrite:
+        os.replace(temporary, path)
+        return
     try:
         # A hard link fails, atomically, when the name is taken (unlike a rename).
         os.link(temporary, path)
@@ -509,3 +546,5 @@ def _publish_without_overwriting(temporary: str, path: str) -> None:
                 f"{path} exists; pass overwrite=True (--overwrite) to replace it."
             ) from None
         os.replace(temporary, path)
+        return
+    os.remove(temporary)

@@ -77,7 +77,8 @@ class RemovalResult:
         Source-free map, of the input's NDData class (CCDData in, CCDData
         out), with the input's WCS, unit and meta. ``uncertainty`` is the
         input noise outside the holes and the inpainting error inside them;
-        ``mask`` is the input mask united with the pixels without coverage.
+        ``mask`` marks the pixels without coverage and the masked input pixels
+        that were not inpainted (kept out of the holes by ``protect=``).
     sources : `~astropy.nddata.NDData`
         Compact sources only (input minus background), same WCS and unit;
         ``mask`` is the background's united with the input mask (the data

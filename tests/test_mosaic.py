@@ -301,6 +301,17 @@ def test_an_interrupted_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_that_appears_while_the_mosaic_is_written_is_never_replaced(tmp_path):
+    path = tmp_path / "out.fits"
+    with pytest.raises(FileExistsError, match="appeared"), MosaicFitsWriter(
+            path, (4, 4), [("IMAGE", np.float32, fits.Header())], fits.Header()) as writer:
+        writer.write_block("IMAGE", (0, 0), np.ones((4, 4)))
+        path.write_text("another process's product")
+        writer.finish(Table({"a": [1]}), {})
+    assert path.read_text() == "another process's product"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["out.fits"]
+
+
 def test_command_line_takes_the_mosaic_path_for_maps_too_large_for_memory(mosaic_file,
                                                                           monkeypatch):
     from nemesis_bkg.commands import remove

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from ..io import check_output_path, publish_file
+
 __all__ = ["MosaicFitsWriter"]
 
 BLOCK = 2880  # FITS files are made of 2880-byte blocks
@@ -69,12 +71,9 @@ class MosaicFitsWriter:
                  extensions: list[tuple[str, Any, fits.Header]], primary_header: fits.Header,
                  *, overwrite: bool = False) -> None:
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) "
-                                  "to replace it.")
+        check_output_path(self.path, overwrite=overwrite)
+        self._overwrite = overwrite
         folder = self.path.absolute().parent
-        if not folder.is_dir():
-            raise FileNotFoundError(f"the output folder {folder} does not exist; create it first.")
         self.shape = tuple(int(side) for side in shape)
         self._temporary = folder / f".nemesis-{uuid.uuid4().hex}.fits.part"
         primary = fits.PrimaryHDU(header=primary_header)
@@ -160,7 +159,7 @@ class MosaicFitsWriter:
             os.pwrite(self._file.fileno(), primary_bytes, 0)
             os.pwrite(self._file.fileno(), table_bytes, self._end)
             self._file.close()
-            os.replace(self._temporary, self.path)
+            publish_file(self._temporary, self.path, overwrite=self._overwrite)
         except BaseException:
             self.abort()
             raise
