@@ -292,6 +292,25 @@ def test_command_line_writes_the_mosaic_and_never_overwrites(mosaic_file, sky, r
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_command_line_passes_catalog_and_protect_to_the_mosaic(mosaic_file, sky, remover,
+                                                               tmp_path, monkeypatch):
+    monkeypatch.setattr("nemesis_bkg.remover.load_model", lambda device: remover.model)
+    catalog = tmp_path / "extra.ecsv"
+    Table({"x": [40.5], "y": [300.0]}).write(catalog)
+    protect = tmp_path / "keep.reg"
+    protect.write_text(f"image\ncircle({2 * CHUNK + 1},{CHUNK + 1},4)\n")
+    output = tmp_path / "out.fits"
+    assert main(["remove", str(mosaic_file), "-o", str(output), "--beam-fwhm", str(sky[1]),
+                 "--chunk-size", "192", "--device", "cpu", "--catalog", str(catalog),
+                 "--protect", str(protect)]) == 0
+    whole = remover.remove(sky[0].astype(np.float32).astype(float),
+                           catalog=Table({"x": [40.5], "y": [300.0]}), protect=str(protect))
+    with fits.open(output) as hdulist:
+        holes = hdulist["SOURCE_MASK"].data.astype(bool)
+    np.testing.assert_array_equal(holes, whole.source_mask)
+    assert holes[300, 40] and not holes[CHUNK, 2 * CHUNK]
+
+
 def test_an_interrupted_write_leaves_nothing(tmp_path):
     path = tmp_path / "out.fits"
     with pytest.raises(RuntimeError), MosaicFitsWriter(

@@ -192,12 +192,14 @@ def _run_mosaic(args: argparse.Namespace, remover: CompactSourceRemover,
                 chunk_size: int) -> int:
     from ..parallel import remove_mosaic
 
-    if args.catalog or args.regions or args.protect or args.regions_out:
-        raise ValueError("--catalog, --regions, --protect and --regions-out are not supported "
-                         "for mosaics (--chunk-size) yet")
+    if args.regions_out:
+        raise ValueError("--regions-out is not supported for mosaics (--chunk-size) yet; the "
+                         "catalogue extension of the output lists every hole")
+    catalog = read_catalog(args.catalog) if args.catalog else None
     start = time.perf_counter()
     result = remove_mosaic(args.inputs[0], remover=remover, chunk_size=chunk_size,
-                           detect=not args.no_detect)
+                           detect=not args.no_detect, catalog=catalog, regions=args.regions,
+                           protect=args.protect)
     # One chunk at a time: memory stays that of one chunk and its halo.
     result.write(args.output, overwrite=args.overwrite, chunks_at_once=1)
     print(
