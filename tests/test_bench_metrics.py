@@ -154,3 +154,20 @@ def test_measure_call_sees_a_large_allocation():
     if measurement.peak_memory_mb is None:
         pytest.skip("peak memory is not measurable on this platform")
     assert measurement.peak_memory_mb > 50
+
+
+def test_group_averages_skip_maps_without_holes():
+    from nemesis_bkg.bench.summary import band_averaged_ratios
+
+    def entry(band, ours, peer):
+        methods = {"ours": {"in_hole_rms_over_noise": ours},
+                   "peer": {"in_hole_rms_over_noise": peer}}
+        return {"family": "real", "band": band, "holes": {"detected": {"methods": methods}}}
+
+    # A map where nothing was detected has no in-hole figure (NaN): it must not turn the
+    # whole group's average into NaN.
+    maps = [entry("pacs70", 2.0, 4.0), entry("pacs100", float("nan"), float("nan")),
+            entry("pacs160", 3.0, 3.0)]
+    averaged = band_averaged_ratios(maps, "detected", ours="ours", peers=["peer"])
+    assert averaged["groups"]["real"]["n_maps"] == 2
+    assert averaged["ratios"]["peer"]["per_group"]["real"] == pytest.approx(5.0 / 7.0)

@@ -403,11 +403,9 @@ def run_mask_benchmark(*, quick: bool = False, seed: int = 0, real_maps: bool = 
     >>> results = run_mask_benchmark(quick=True)  # doctest: +SKIP
     >>> print(format_mask_report(results))  # doctest: +SKIP
     """
-    from nemesis_bkg.simulate import real_map_paths
+    from .suite import build_map, real_background_paths, suite_specs
 
-    from .suite import build_map, suite_specs
-
-    paths = real_map_paths() if (real_maps and not quick) else []
+    paths = real_background_paths() if (real_maps and not quick) else []
     specs = [spec for spec in suite_specs(quick=quick, seed=seed, real_maps=paths)
              if spec.family != "reference"]
     scores = [score_map(build_map(spec)) for spec in specs]

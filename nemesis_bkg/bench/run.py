@@ -364,9 +364,9 @@ def run_benchmark(
 
     paths = []
     if real_maps and not quick:
-        from nemesis_bkg.simulate import real_map_paths
+        from .suite import real_background_paths
 
-        paths = real_map_paths()
+        paths = real_background_paths()
         if not paths:
             results["skipped"].append(
                 "real maps: ../shared/data/real_maps is absent; only simulated maps were run"

@@ -7,8 +7,9 @@ Three families:
   six bands and three background regimes (faint cirrus, bright filamentary
   cloud, Galactic-plane-like confusion), 512x512 to 2048x2048 pixels;
 - the real maps of ``<repo>/../shared/data/real_maps`` as backgrounds with
-  injected sources: the evaluation half of each, which training never draws
-  from (skipped, with a message, when that folder is absent);
+  injected sources: the evaluation half of each map training uses, which
+  training never draws from (`real_background_paths`; skipped, with a
+  message, when that folder is absent);
 - the reference case of the design note: a 512x512 power-law background of
   unit standard deviation, noise 0.05, 60 sources, holes of 2 FWHM radius
   at the true positions, several seeds.
@@ -35,6 +36,7 @@ __all__ = [
     "MapSpec",
     "build_map",
     "iter_suite",
+    "real_background_paths",
     "reference_map",
     "suite_specs",
 ]
@@ -169,6 +171,33 @@ class BenchMap:
 
 def _n_sources(regime: str, shape: tuple[int, int]) -> int:
     return max(int(round(SOURCES_PER_MEGAPIXEL[regime] * shape[0] * shape[1] / 1e6)), 10)
+
+
+def real_background_paths() -> list[Path]:
+    """
+    The real maps usable as backgrounds: those the default training configuration uses.
+
+    Maps that configuration leaves out (``real_maps_exclude``: the GLIMPSE
+    field, whose "background" is mostly crowded stars, i.e. compact sources)
+    are no backgrounds to score an inpainter on either: the error in their
+    holes would be that of reproducing stars.
+
+    Returns
+    -------
+    list of `~pathlib.Path`
+        Empty when the real maps are absent.
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench.suite import real_background_paths
+    >>> any("glimpse" in path.name for path in real_background_paths())
+    False
+    """
+    from nemesis_bkg.simulate import real_map_paths
+    from nemesis_bkg.training.config import load_config
+
+    excluded = load_config()["data"].get("real_maps_exclude", [])
+    return [path for path in real_map_paths() if not any(name in path.name for name in excluded)]
 
 
 def suite_specs(

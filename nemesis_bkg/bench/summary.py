@@ -255,8 +255,10 @@ def band_averaged_ratios(maps: list[dict], hole_set: str, *, ours: str,
             continue
         group = "real" if map_entry["family"] == "real" else map_entry["band"]
         for name, entry in methods.items():
-            if entry.get("in_hole_rms_over_noise") is not None and not entry.get("error"):
-                values[group][name].append(entry["in_hole_rms_over_noise"])
+            value = entry.get("in_hole_rms_over_noise")
+            # A map where this hole set has no hole (nothing detected) has no figure.
+            if value is not None and np.isfinite(value) and not entry.get("error"):
+                values[group][name].append(value)
     groups = {
         group: {"n_maps": max(len(v) for v in by_method.values()),
                 "rms": {name: float(np.mean(v)) for name, v in by_method.items()}}
