@@ -18,6 +18,7 @@ import astropy.units as u
 import numpy as np
 
 from .engine import PRECISIONS, inpaint_map
+from .engine.normalize import SAFE_EXPONENT
 from .instruments import Instrument, get_instrument, resolve_beam
 from .io import ImageInput, read_image
 from .masking import build_source_mask, psf_profile
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["CompactSourceRemover"]
-
-
-#: Maps whose typical absolute value lies within 2**-64 .. 2**64 are processed as they are.
-SAFE_EXPONENT = 64
 
 
 def _power_of_two_exponent(image: ImageInput) -> int:

@@ -10,6 +10,7 @@ from nemesis_bkg.engine import (
     biharmonic_fill,
     classical_fill,
     default_batch_size,
+    fill,
     fit_generalized_covariance,
     hole_tiles,
     inpaint_map,
@@ -247,3 +248,127 @@ def test_biharmonic_solves_each_hole_on_its_own():
     both = biharmonic_fill(np.where(first | second, np.nan, data), first | second)
     alone = biharmonic_fill(np.where(first | second, np.nan, data), first)
     assert np.allclose(both[first], alone[first], atol=1e-8 * np.ptp(data))
+
+
+def test_biharmonic_leaves_holes_cut_off_from_data_unfilled():
+    # A hole ringed by NaN pixels used to get the regulariser's 0, a value in data units.
+    data = np.full((40, 40), 100.0)
+    data[10:30, 10:30] = np.nan
+    holes = np.zeros(data.shape, bool)
+    holes[18:22, 18:22] = True
+    holes[2:5, 2:5] = True  # an ordinary hole beside it is still filled
+    filled = biharmonic_fill(data, holes)
+    assert np.all(np.isnan(filled[18:22, 18:22]))
+    assert np.allclose(filled[2:5, 2:5], 100.0)
+
+
+def test_kriging_ring_of_a_large_hole_is_not_cut_by_the_cutout():
+    # The ring around a hole is half its radius wide; for large holes the cutout around
+    # the hole (its bounding box grown by 8 pixels at this beam) was narrower than that
+    # ring, and held no data here.
+    rows, cols = np.mgrid[:120, :120]
+    plane = 0.2 * rows - 0.1 * cols + 3.0
+    holes = disk_holes(plane.shape, [(60, 60)], 30)
+    data = plane.copy()
+    data[30 - 8 : 91 + 8, 30 - 8 : 91 + 8] = np.nan
+    filled, variance = kriging_fill(data, holes, fwhm_pixels=1.5)
+    assert np.allclose(filled[holes], plane[holes], atol=1e-6)
+    assert np.all(np.isfinite(variance[holes]))
+
+
+def test_fills_and_engine_refuse_bad_numbers(tiny_model):
+    data = np.ones((32, 32))
+    holes = disk_holes(data.shape, [(16, 16)], 3)
+    with pytest.raises(ValueError, match="fwhm_pixels"):
+        kriging_fill(data, holes, fwhm_pixels=np.nan)
+    # Complex maps lost their imaginary part with a mere ComplexWarning.
+    with pytest.raises(TypeError, match="real"):
+        kriging_fill(data + 1j, holes, fwhm_pixels=2.0)
+    with pytest.raises(TypeError, match="real"):
+        inpaint_map(data + 1j, holes, None, 2.0, model=tiny_model, device="cpu")
+
+
+def test_tile_size_is_rounded_up_to_the_network_factor(tiny_model):
+    holes = disk_holes((80, 80), [(40, 40)], 3)
+    ((_, (_, _, rows, cols)),) = hole_tiles(holes, tile_size=50, multiple=16, margin=4)
+    assert (rows, cols) == (64, 64)
+    _, data = power_law_map((80, 80), 11)
+    background, _ = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu",
+                                tile_size=50)
+    assert np.all(np.isfinite(background))
+
+
+def test_inpaint_map_gives_the_model_back_as_it_was():
+    # The network was left in eval mode, which stopped a training run's batch statistics.
+    model = PConvUNet(channels=(4, 8)).train()
+    _, data = power_law_map((48, 48), 12)
+    inpaint_map(data, disk_holes(data.shape, [(24, 24)], 3), None, 3.0, model=model,
+                device="cpu")
+    assert model.training
+    inputs = torch.randn(2, 4, 16, 16)
+    model(inputs, torch.ones(2, 1, 16, 16)).sum().backward()  # still trainable
+
+
+def test_torch_threads_are_restored_when_the_network_fails(tiny_model, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("broken network")
+
+    monkeypatch.setattr(tiny_model, "forward", broken)
+    threads = torch.get_num_threads()
+    _, data = power_law_map((48, 48), 13)
+    with pytest.raises(RuntimeError, match="broken"):
+        inpaint_map(data, disk_holes(data.shape, [(24, 24)], 3), None, 3.0, model=tiny_model,
+                    device="cpu", n_threads=threads + 1)
+    assert torch.get_num_threads() == threads
+
+
+def test_network_overflow_keeps_the_classical_fill(tiny_model):
+    # Beside a region 1e40 times brighter than the noise the float32 inputs overflowed and
+    # the hole came back NaN.
+    rng = np.random.default_rng(14)
+    data = rng.normal(scale=1e-30, size=(64, 64))
+    data[:, 44:] = 1e10
+    holes = disk_holes(data.shape, [(32, 30)], 2)
+    with pytest.warns(RuntimeWarning, match="not finite for 1 hole"):
+        background, error = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    filled, fill_error = classical_fill(np.where(holes, np.nan, data), holes, fwhm_pixels=3.0)
+    # Equal up to the last bits that a multi-threaded BLAS may change between two solves.
+    np.testing.assert_allclose(background[holes], filled[holes], rtol=1e-9, atol=0)
+    np.testing.assert_allclose(error[holes], fill_error[holes], rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("scale", [2.0**-700, 1e-250, 1e250])
+def test_inpaint_map_is_equivariant_at_extreme_magnitudes(tiny_model, scale):
+    # Squares and kriging variances overflowed (or underflowed) beyond about 1e154.
+    _, data = power_law_map((64, 64), 15)
+    holes = disk_holes(data.shape, [(20, 24), (44, 40)], 4)
+    background, error = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    moved, moved_error = inpaint_map(scale * data, holes, None, 3.0, model=tiny_model,
+                                     device="cpu")
+    assert np.allclose(moved[holes] / scale, background[holes], rtol=0, atol=1e-6)
+    assert np.allclose(moved_error[holes] / scale, error[holes], rtol=1e-6)
+
+
+def test_kriging_in_chunks_equals_one_solve(monkeypatch):
+    # Huge holes are predicted a chunk of pixels at a time (memory); the result is the same.
+    background, data = power_law_map((64, 64), 16)
+    holes = disk_holes(data.shape, [(30, 34)], 6)
+    masked = np.where(holes, np.nan, data)
+    whole, whole_variance = kriging_fill(masked, holes, fwhm_pixels=3.0)
+    monkeypatch.setattr(fill, "_TARGETS_PER_SOLVE", 7)
+    chunked, chunked_variance = kriging_fill(masked, holes, fwhm_pixels=3.0)
+    assert np.allclose(chunked, whole, rtol=1e-12, equal_nan=True)
+    assert np.allclose(chunked_variance, whole_variance, rtol=1e-12)
+
+
+def test_big_endian_and_float32_maps_give_the_native_result(tiny_model):
+    _, data = power_law_map((48, 48), 17)
+    holes = disk_holes(data.shape, [(24, 24)], 3)
+    native, native_error = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    swapped, swapped_error = inpaint_map(data.astype(">f8"), holes, None, 3.0,
+                                         model=tiny_model, device="cpu")
+    assert np.array_equal(swapped, native) and np.array_equal(swapped_error, native_error)
+    single, _ = inpaint_map(data.astype(">f4"), holes, None, 3.0, model=tiny_model,
+                            device="cpu")
+    assert single.dtype == np.dtype(">f4")
+    assert np.allclose(single[holes], native[holes], rtol=1e-5, atol=1e-4)

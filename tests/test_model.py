@@ -12,6 +12,7 @@ from nemesis_bkg.model import (
     DEFAULT_WEIGHTS,
     MODEL_CARD,
     PartialConv2d,
+    PartialConvBlock,
     PConvUNet,
     load_model,
     read_card_sha256,
@@ -77,6 +78,32 @@ def test_per_channel_mask_and_wrong_mask_channels():
     assert torch.allclose(conv(image, mask)[0], conv(altered, mask)[0])
     with pytest.raises(ValueError, match="channels"):
         conv(image, torch.ones(1, 2, 8, 8))
+
+
+def test_partial_conv_refuses_what_its_renormalisation_cannot_count():
+    # Padding other than zeros was silently ignored; a grouped convolution counted the
+    # valid pixels of every channel in each group's window.
+    with pytest.raises(ValueError, match="padding_mode"):
+        PartialConv2d(1, 1, 3, padding=1, padding_mode="reflect")
+    grouped = PartialConv2d(4, 4, 3, padding=1, groups=2)
+    with pytest.raises(ValueError, match="one-channel mask"):
+        grouped(torch.randn(1, 4, 8, 8), torch.ones(1, 4, 8, 8))
+    assert grouped(torch.randn(1, 4, 8, 8), torch.ones(1, 1, 8, 8))[0].shape == (1, 4, 8, 8)
+
+
+@pytest.mark.parametrize(("kernel_size", "stride"), [(4, 1), (3, 2), (1, 2)])
+def test_block_refuses_kernels_that_do_not_divide_the_tile(kernel_size, stride):
+    # An even kernel at stride 1 gave an output one pixel larger than its input.
+    with pytest.raises(ValueError, match="kernel_size"):
+        PartialConvBlock(1, 2, kernel_size=kernel_size, stride=stride)
+
+
+def test_unet_checks_the_coverage_shape():
+    net = PConvUNet(channels=(4, 8))
+    with pytest.raises(ValueError, match="coverage of shape"):
+        net(torch.randn(2, 4, 16, 16), torch.ones(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="coverage of shape"):
+        net(torch.randn(2, 4, 16, 16), torch.ones(1, 1, 16, 16))
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (32, 48), (80, 16)])

@@ -1,8 +1,9 @@
 """
 The network's input channels for one tile, and the inverse step that turns
-its outputs back into a background and an uncertainty. Training and
-inference both use these two functions, so the network sees the same thing
-in both.
+its outputs back into a background and an uncertainty. Training builds its
+samples with `network_inputs`, so the network sees the same thing in
+training and inference; its loss (`nemesis_bkg.training.losses`) mirrors
+`network_outputs` in torch.
 """
 
 from __future__ import annotations

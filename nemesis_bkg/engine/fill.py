@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 from scipy import ndimage, sparse
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
+from scipy.sparse import csgraph
 from scipy.sparse.linalg import spsolve
 from scipy.spatial.distance import cdist
 
@@ -25,8 +26,13 @@ __all__ = ["biharmonic_fill", "classical_fill", "fit_generalized_covariance", "k
 #: (K = +amplitude * h**exponent); 2 itself is left out, where h**2 is no valid covariance.
 _COVARIANCE_EXPONENTS = np.concatenate([np.arange(0.1, 1.951, 0.05), np.arange(2.05, 3.951, 0.05)])
 
+#: Hole pixels predicted per solve of a kriging system (bounds its memory).
+_TARGETS_PER_SOLVE = 16384
+
 
 def _check_inputs(data, hole_mask):
+    if np.iscomplexobj(data):
+        raise TypeError("data must be real; give the real part or the modulus explicitly")
     data = np.asarray(data, dtype=float)
     hole_mask = np.asarray(hole_mask, dtype=bool)
     if data.ndim != 2 or data.shape != hole_mask.shape:
@@ -34,8 +40,6 @@ def _check_inputs(data, hole_mask):
             f"data {data.shape} and hole_mask {hole_mask.shape} must be 2-D arrays of one shape"
         )
     return data, hole_mask
-
-
 
 
 def _covariance_sign(exponent: float) -> float:
@@ -140,14 +144,18 @@ def fit_generalized_covariance(
             exponent)
 
 
-def _component_windows(hole_mask, margin):
-    labels, count = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
-    for index, slices in enumerate(ndimage.find_objects(labels), start=1):
-        window = tuple(
-            slice(max(s.start - margin, 0), min(s.stop + margin, size))
-            for s, size in zip(slices, hole_mask.shape, strict=True)
-        )
-        yield labels[window] == index, window
+def _components(hole_mask):
+    """Label image of the connected holes (8-connectivity) and each one's bounding box."""
+    labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
+    return labels, enumerate(ndimage.find_objects(labels), start=1)
+
+
+def _grow(slices, margin, shape):
+    """The bounding box ``slices`` grown by ``margin`` pixels, clipped to the map."""
+    return tuple(
+        slice(max(span.start - margin, 0), min(span.stop + margin, size))
+        for span, size in zip(slices, shape, strict=True)
+    )
 
 
 def _conditioning_points(component, usable, ring_width, max_points, rng):
@@ -196,20 +204,27 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     system[:size, :size] = covariance / norm
     system[:size, size:] = np.column_stack([np.ones(size), points])
     system[size:, :size] = system[:size, size:].T
-    right = np.empty((size + 3, len(targets)))
-    right[:size] = sign * cdist(points, targets) ** exponent / norm
-    right[size:] = np.column_stack([np.ones(len(targets)), targets]).T
+    predictions, variances = [], []
     with warnings.catch_warnings():
         # Conditioning points on one line (a hole against a straight no-coverage edge)
         # leave the plane undetermined: the caller falls back to the plane or the mean.
         warnings.simplefilter("ignore", LinAlgWarning)
-        weights = lu_solve(lu_factor(system), right)
-    if not np.all(np.isfinite(weights)):
-        return None
-    prediction = weights[:size].T @ values
-    # The generalised covariance is 0 at lag 0, so the variance is minus the
-    # weighted right-hand side (in the scaled units, hence the norm and amplitude).
-    variance = amplitude * norm * np.maximum(-np.sum(weights * right, axis=0), 0.0)
+        factors = lu_factor(system)
+        # A hole of millions of pixels is solved in chunks, so that the right-hand sides
+        # (one column per pixel) stay a few tens of megabytes.
+        for start in range(0, len(targets), _TARGETS_PER_SOLVE):
+            chunk = targets[start : start + _TARGETS_PER_SOLVE]
+            right = np.empty((size + 3, len(chunk)))
+            right[:size] = sign * cdist(points, chunk) ** exponent / norm
+            right[size:] = np.column_stack([np.ones(len(chunk)), chunk]).T
+            weights = lu_solve(factors, right)
+            if not np.all(np.isfinite(weights)):
+                return None
+            predictions.append(weights[:size].T @ values)
+            # The generalised covariance is 0 at lag 0, so the variance is minus the
+            # weighted right-hand side (in the scaled units, hence the norm and amplitude).
+            variances.append(amplitude * norm * np.maximum(-np.sum(weights * right, axis=0), 0.0))
+    prediction, variance = np.concatenate(predictions), np.concatenate(variances)
     if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(variance))):
         return None
     return prediction, variance
@@ -274,7 +289,18 @@ def kriging_fill(
         Copy of ``data`` with the holes filled (holes with no valid pixel
         around them stay NaN).
     variance : `~numpy.ndarray`
-        Kriging variance of the fill, 0 outside the holes.
+        Kriging variance of the fill, 0 outside the holes. Where the
+        surroundings are white noise (no covariance amplitude) the fill is
+        their least-squares plane, and the variance that of the plane plus
+        the noise's.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 2-D of one shape or ``fwhm_pixels`` is not a
+        positive number.
+    TypeError
+        If ``data`` is complex.
 
     Examples
     --------
@@ -287,22 +313,26 @@ def kriging_fill(
     True
     """
     data, hole_mask = _check_inputs(data, hole_mask)
-    if fwhm_pixels <= 0:
-        raise ValueError("fwhm_pixels must be positive")
+    if not (np.isfinite(fwhm_pixels) and fwhm_pixels > 0):
+        raise ValueError(f"fwhm_pixels must be a positive number, got {fwhm_pixels}")
     filled = data.copy()
     filled[hole_mask] = np.nan
     variance = np.zeros_like(data)
     ring_width = max(2.0 * fwhm_pixels, 3.0)
     margin = int(np.ceil(2 * ring_width)) + 2
     usable_map = np.isfinite(data) & ~hole_mask
-    for component, window in _component_windows(hole_mask, margin):
+    labels, components = _components(hole_mask)
+    for index, slices in components:
+        hole_radius = np.sqrt(np.count_nonzero(labels[slices] == index) / np.pi)
+        width = max(ring_width, 0.5 * hole_radius)
+        # A large hole's ring is wider than the usual margin: the cutout must hold all of it.
+        window = _grow(slices, max(margin, int(np.ceil(width))), hole_mask.shape)
+        component = labels[window] == index
         # Each hole's subsample is seeded by the hole's own shape, so that its fill does
         # not depend on the other holes of the map (a chunk of a mosaic sees fewer).
         rng = np.random.default_rng([seed, zlib.crc32(np.packbits(component).tobytes()),
                                      *component.shape])
         usable = usable_map[window]
-        hole_radius = np.sqrt(component.sum() / np.pi)
-        width = max(ring_width, 0.5 * hole_radius)
         rows, cols = _conditioning_points(component, usable, width, max_points, rng)
         if rows.size == 0:
             continue
@@ -312,17 +342,14 @@ def kriging_fill(
             cutout, max_lag=int(2 * width) + 1
         )
         target_rows, target_cols = np.nonzero(component)
+        points = np.stack([rows, cols], axis=1).astype(float)
+        targets = np.stack([target_rows, target_cols], axis=1).astype(float)
         kriged = None
         if amplitude > 0 and rows.size >= 6:
-            kriged = _universal_kriging(
-                np.stack([rows, cols], axis=1).astype(float), values,
-                np.stack([target_rows, target_cols], axis=1).astype(float),
-                nugget=nugget, amplitude=amplitude, exponent=exponent,
-            )
+            kriged = _universal_kriging(points, values, targets, nugget=nugget,
+                                        amplitude=amplitude, exponent=exponent)
         if kriged is None:
-            kriged = _trend_fill(np.stack([rows, cols], axis=1).astype(float), values,
-                                 np.stack([target_rows, target_cols], axis=1).astype(float),
-                                 nugget=nugget)
+            kriged = _trend_fill(points, values, targets, nugget=nugget)
         prediction, prediction_variance = kriged
         window_fill = filled[window]
         window_fill[target_rows, target_cols] = prediction
@@ -340,7 +367,8 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     pixels and the pixels of other holes are outside its domain), a weak
     membrane term keeping the problem well posed next to NaN pixels. Each
     connected hole is thus solved on its own, all of them in one sparse
-    system.
+    system. Hole pixels that NaN pixels cut off from every data pixel stay
+    NaN.
 
     Parameters
     ----------
@@ -379,7 +407,7 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     # A weak membrane (first differences) pins pixels that no full Laplacian
     # stencil reaches, e.g. along a no-coverage edge.
     membrane_stencils = (((0, 0, -0.03), (1, 0, 0.03)), ((0, 0, -0.03), (0, 1, 0.03)))
-    blocks, constants = [], []
+    blocks, constants, data_rows = [], [], []
     for stencil in (laplacian_stencil, *membrane_stencils):
         # Stencils that touch a hole: centred on a hole pixel or next to one.
         centre_rows = np.concatenate([hole_rows - shift_row for shift_row, _, _ in stencil])
@@ -404,6 +432,7 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
         keep = in_domain & one_hole
         row_ids, column_ids, coefficients = [], [], []
         constant = np.zeros(int(keep.sum()))
+        touches_data = np.zeros(constant.size, bool)
         for rows, cols, weight in points:
             is_unknown = labels[rows[keep], cols[keep]] > 0
             ids = np.searchsorted(hole_indices, rows[keep] * n_cols + cols[keep])
@@ -412,15 +441,24 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
             coefficients.append(np.full(int(is_unknown.sum()), weight))
             constant += weight * np.where(is_unknown, 0.0,
                                           np.nan_to_num(known[rows[keep], cols[keep]]))
+            touches_data |= ~is_unknown
         blocks.append(sparse.csr_matrix(
             (np.concatenate(coefficients), (np.concatenate(row_ids), np.concatenate(column_ids))),
             shape=(constant.size, hole_rows.size),
         ))
         constants.append(constant)
+        data_rows.append(touches_data)
     operator = sparse.vstack(blocks).tocsr()
     constant = np.concatenate(constants)
     normal = (operator.T @ operator + 1e-12 * sparse.identity(operator.shape[1])).tocsc()
-    filled[hole_rows, hole_cols] = spsolve(normal, -(operator.T @ constant))
+    solution = spsolve(normal, -(operator.T @ constant))
+    # Hole pixels linked by no chain of stencils to a data pixel (cut off by NaN pixels)
+    # would get the regularisation's 0: they have no fill.
+    links = abs(operator)
+    _, groups = csgraph.connected_components(links.T @ links, directed=False)
+    anchored_pixels = np.flatnonzero(links[np.concatenate(data_rows)].getnnz(axis=0))
+    solution[~np.isin(groups, groups[anchored_pixels])] = np.nan
+    filled[hole_rows, hole_cols] = solution
     return filled
 
 
@@ -451,6 +489,11 @@ def classical_fill(
     -------
     filled, error : `~numpy.ndarray`
         The filled map and the fill's 1-sigma uncertainty (0 outside holes).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, or as `kriging_fill` does.
 
     Examples
     --------

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from ..model import load_model, resolve_device
 from .features import network_inputs, network_outputs
 from .fill import biharmonic_fill, classical_fill
-from .normalize import tile_scaling
+from .normalize import power_of_two_exponent, tile_scaling
 
 __all__ = ["PRECISIONS", "default_batch_size", "hole_tiles", "inpaint_map"]
 
@@ -49,6 +49,7 @@ def default_batch_size(device: str | torch.device, model: torch.nn.Module, tile_
     Parameters
     ----------
     device : str or `torch.device`
+        Where the network runs.
     model : `~nemesis_bkg.model.PConvUNet`
         Its ``channels`` set the activations per pixel.
     tile_pixels : int
@@ -57,6 +58,7 @@ def default_batch_size(device: str | torch.device, model: torch.nn.Module, tile_
     Returns
     -------
     int
+        Tiles per forward pass.
 
     Examples
     --------
@@ -73,6 +75,26 @@ def default_batch_size(device: str | torch.device, model: torch.nn.Module, tile_
     per_tile = 4 * floats_per_pixel * tile_pixels
     low, high = GPU_BATCH_SIZES
     return int(np.clip(free_bytes // 4 // per_tile, low, high))
+
+
+@contextlib.contextmanager
+def _evaluating(model, device):
+    """
+    Run ``model`` in eval mode on ``device``, then give it back as it was.
+
+    `torch.nn.Module.to` and ``eval`` change the caller's network in place:
+    a network being trained, or kept on another device, is restored.
+    """
+    was_training = model.training
+    previous_device = next(model.parameters(), torch.empty(0)).device
+    model.to(device).eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+        if previous_device != device:
+            model.to(previous_device)
 
 
 @contextlib.contextmanager
@@ -100,7 +122,7 @@ def hole_tiles(
     hole_mask : `~numpy.ndarray`
         2-D bool, True in the holes.
     tile_size : int
-        Smallest tile side.
+        Smallest tile side (rounded up to a multiple of ``multiple``).
     multiple : int
         Tile sides are multiples of this (the network's downsampling factor).
     margin : int
@@ -122,12 +144,13 @@ def hole_tiles(
     [(26, 36, 32, 32)]
     """
     labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
+    smallest_side = -(-tile_size // multiple) * multiple
     tiles = []
     for index, (row_slice, col_slice) in enumerate(ndimage.find_objects(labels), start=1):
         placement = []
         for span in (row_slice, col_slice):
             extent = span.stop - span.start
-            side = max(tile_size, -(-(extent + 2 * margin) // multiple) * multiple)
+            side = max(smallest_side, -(-(extent + 2 * margin) // multiple) * multiple)
             start = (span.start + span.stop) // 2 - side // 2
             placement.extend([start, side])
         row0, rows, col0, cols = placement
@@ -152,8 +175,14 @@ def _cut(array, placement, fill_value):
 
 def _inpaint_batch(batch, model, device, arrays, background, background_error, calibration,
                    precision):
-    """Run the network on one batch of same-shape tiles and write the holes back."""
+    """
+    Run the network on one batch of same-shape tiles and write the holes back.
+
+    Returns the number of holes whose classical fill was kept because the
+    network's inputs or outputs were not finite.
+    """
     jobs = []
+    n_not_finite = 0
     for component, placement in batch:
         tile = {name: _cut(array, placement, np.nan if array.dtype.kind == "f" else False)
                 for name, array in arrays.items()}
@@ -166,11 +195,19 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
             background[rows_map, cols_map] = arrays["filled"][rows_map, cols_map]
             background_error[rows_map, cols_map] = arrays["error"][rows_map, cols_map]
             continue
-        inputs, coverage = network_inputs(tile["filled"], tile["holes"], tile["error"],
-                                          tile["biharmonic"], tile["usable"], scaling)
+        # Pixels over 1e38 times the tile's spread from its median overflow float32: such a
+        # tile keeps its classical fill (counted, and reported by the caller).
+        with np.errstate(over="ignore"):
+            inputs, coverage = network_inputs(tile["filled"], tile["holes"], tile["error"],
+                                              tile["biharmonic"], tile["usable"], scaling)
+        if not np.isfinite(inputs).all():
+            background[rows_map, cols_map] = arrays["filled"][rows_map, cols_map]
+            background_error[rows_map, cols_map] = arrays["error"][rows_map, cols_map]
+            n_not_finite += 1
+            continue
         jobs.append((inputs, coverage, tile, scaling, (rows, cols), (rows_map, cols_map)))
     if not jobs:
-        return
+        return n_not_finite
     inputs = torch.from_numpy(np.stack([job[0] for job in jobs])).to(device)
     coverage = torch.from_numpy(np.stack([job[1] for job in jobs])).to(device)
     autocast = (torch.autocast(device.type, dtype=PRECISIONS[precision])
@@ -184,8 +221,16 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
         tile_background, tile_error = network_outputs(
             output, tile["filled"], tile["error"], scaling, sigma_calibration=calibration
         )
-        background[rows_map, cols_map] = tile_background[rows, cols]
-        background_error[rows_map, cols_map] = tile_error[rows, cols]
+        hole_background, hole_error = tile_background[rows, cols], tile_error[rows, cols]
+        fillable = np.isfinite(tile["filled"][rows, cols])
+        if not (np.isfinite(hole_background[fillable]).all()
+                and np.isfinite(hole_error[fillable]).all()):
+            hole_background = arrays["filled"][rows_map, cols_map]
+            hole_error = arrays["error"][rows_map, cols_map]
+            n_not_finite += 1
+        background[rows_map, cols_map] = hole_background
+        background_error[rows_map, cols_map] = hole_error
+    return n_not_finite
 
 
 def inpaint_map(
@@ -213,18 +258,21 @@ def inpaint_map(
         2-D bool, True for pixels to inpaint.
     coverage : `~numpy.ndarray` or None
         2-D bool, True where the map has data; None means the finite pixels.
-        Holes outside the coverage stay NaN.
+        Hole pixels outside the coverage are not inpainted: they keep their
+        input value, like the pixels outside the holes.
     fwhm_pixels : float
         Beam FWHM in pixels.
     model : `~nemesis_bkg.model.PConvUNet`, optional
-        The network; the bundled weights when None.
+        The network; the bundled weights when None. It is run in eval mode
+        on ``device`` and given back in the mode and on the device it had.
     device : str or `torch.device`, optional
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     batch_size : int, optional
         Tiles per forward pass; by default 16 on a CPU and, on a GPU, as
         many as a quarter of its free memory holds (`default_batch_size`).
     tile_size : int, optional
-        Smallest tile side; by default the tile size the model was trained
+        Smallest tile side, rounded up to a multiple of the network's
+        downsampling factor; by default the tile size the model was trained
         on (its ``tile_size`` metadata). Larger holes get larger tiles.
     precision : {"float32", "bfloat16", "float16"}, optional
         The network's arithmetic: single precision, or mixed precision
@@ -240,9 +288,29 @@ def inpaint_map(
     Returns
     -------
     background : `~numpy.ndarray`
-        The map with its holes inpainted; identical to ``data`` outside them.
+        The map with its holes inpainted, of the dtype of ``data`` (float64
+        for integer maps); identical to ``data`` outside them. Holes with
+        no data around them stay NaN.
     background_error : `~numpy.ndarray`
-        1-sigma uncertainty of ``background``: 0 outside the holes.
+        1-sigma uncertainty of ``background``: 0 outside the holes, NaN
+        where a hole could not be filled.
+
+    Raises
+    ------
+    ValueError
+        If the arrays' shapes, ``fwhm_pixels`` or an option is invalid.
+    TypeError
+        If ``data`` is complex.
+
+    Warns
+    -----
+    UserWarning
+        If ``fwhm_pixels`` is outside the sampling range the network was
+        trained on.
+    RuntimeWarning
+        If the network's inputs or outputs were not finite for some holes
+        (values beyond float32's range relative to the map around them);
+        those holes keep their classical fill.
 
     Examples
     --------
@@ -260,6 +328,8 @@ def inpaint_map(
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"data must be a 2-D map, got shape {data.shape}")
+    if np.iscomplexobj(data):
+        raise TypeError("data must be real; give the real part or the modulus explicitly")
     if not np.issubdtype(data.dtype, np.floating):
         data = data.astype(float)
     hole_mask = np.asarray(hole_mask, dtype=bool)
@@ -283,7 +353,6 @@ def inpaint_map(
         raise ValueError("precision='float16' needs a CUDA device; use 'bfloat16' on a CPU")
     if model is None:
         model = load_model(device=target)
-    model = model.to(target).eval()
 
     holes = hole_mask & coverage
     trusted = coverage & np.isfinite(data) & ~holes
@@ -292,6 +361,10 @@ def inpaint_map(
     if not holes.any():
         return background, background_error
     values = np.where(trusted, data, np.nan).astype(float)
+    # Maps of huge or tiny values are worked on divided by a power of two (exact), so that
+    # no square or variance of the fills overflows or underflows.
+    exponent = power_of_two_exponent(values)
+    values = np.ldexp(values, -exponent)
     # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
     # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread here.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -337,10 +410,26 @@ def inpaint_map(
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc="inpainting", unit="batch")
-    with torch.inference_mode(), _torch_threads(n_threads):
+    # In the power-of-two units, written back to ``background`` once all tiles are done.
+    inpainted = np.full(data.shape, np.nan)
+    inpainted_error = np.zeros(data.shape)
+    n_not_finite = 0
+    # The network is moved and switched to eval mode outside inference mode: parameters
+    # moved inside it would become inference tensors that can no longer be trained.
+    with _evaluating(model, target), torch.inference_mode(), _torch_threads(n_threads):
         for batch in batches:
-            _inpaint_batch(batch, model, target, arrays, background, background_error,
-                           calibration, precision)
+            n_not_finite += _inpaint_batch(batch, model, target, arrays, inpainted,
+                                           inpainted_error, calibration, precision)
+    if n_not_finite:
+        warnings.warn(
+            f"the network's inputs or outputs were not finite for {n_not_finite} hole(s) "
+            "(values far beyond the spread of the map around them); their classical fill "
+            "was kept",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    background[holes] = np.ldexp(inpainted[holes], exponent)
+    background_error[holes] = np.ldexp(inpainted_error[holes], exponent)
     # Holes with no data around them could not be filled: they stay invalid.
     background_error[holes & np.isnan(background)] = np.nan
     return background, background_error

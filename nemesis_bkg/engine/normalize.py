@@ -12,11 +12,18 @@ source peak never sets the scale: it lies in a hole.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-__all__ = ["MAD_TO_SIGMA", "TileScaling", "tile_scaling"]
+__all__ = ["MAD_TO_SIGMA", "SAFE_EXPONENT", "TileScaling", "power_of_two_exponent",
+           "tile_scaling"]
 
 #: Factor turning a median absolute deviation into a Gaussian 1-sigma.
 MAD_TO_SIGMA = 1.482602218505602
+
+#: Maps whose typical absolute value lies within 2**-SAFE_EXPONENT to 2**SAFE_EXPONENT go
+#: through the fills as they are: their squares and kriging variances stay far from
+#: float64's overflow and underflow.
+SAFE_EXPONENT = 64
 
 
 class TileScaling:
@@ -41,11 +48,11 @@ class TileScaling:
         self.offset = float(offset)
         self.scale = float(scale)
 
-    def normalise(self, values):
+    def normalise(self, values: ArrayLike) -> np.ndarray | float:
         """Map data values to normalised units."""
         return (values - self.offset) / self.scale
 
-    def denormalise(self, values):
+    def denormalise(self, values: ArrayLike) -> np.ndarray | float:
         """Map normalised values back to data units."""
         return values * self.scale + self.offset
 
@@ -93,3 +100,38 @@ def tile_scaling(tile: np.ndarray, trusted: np.ndarray) -> TileScaling | None:
     if not scale > 0:
         return None
     return TileScaling(offset, scale)
+
+
+def power_of_two_exponent(values: ArrayLike) -> int:
+    """
+    Exponent of a power of two that brings the largest of the values near 1.
+
+    Dividing by a power of two is exact in floating point, so a map divided
+    by ``2**exponent``, processed, and multiplied back gives the same result
+    as processing the map itself, without the overflow of squares (values
+    above about 1e154) or the underflow of tiny ones on the way.
+
+    Parameters
+    ----------
+    values : array_like
+        The map's values; non-finite ones are ignored.
+
+    Returns
+    -------
+    int
+        The binary exponent of the largest finite absolute value; 0 when
+        that value lies between about ``2**-SAFE_EXPONENT`` and
+        ``2**SAFE_EXPONENT`` or there is no finite non-zero value, so that
+        ordinary maps are left as they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> power_of_two_exponent([1e200, -3e200, np.nan]), power_of_two_exponent([1e-3, 5.0])
+    (666, 0)
+    """
+    values = np.asarray(values, dtype=float)
+    magnitudes = np.abs(values[np.isfinite(values)])
+    largest = float(magnitudes.max()) if magnitudes.size else 0.0
+    exponent = int(np.frexp(largest)[1]) if largest > 0 else 0
+    return exponent if abs(exponent) > SAFE_EXPONENT else 0

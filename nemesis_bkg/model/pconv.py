@@ -11,6 +11,8 @@ output pixel whose window held at least one valid input pixel.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,13 +24,15 @@ class PartialConv2d(nn.Conv2d):
     """
     2-D partial convolution with Liu et al. (2018) renormalisation.
 
-    Takes the same arguments as `torch.nn.Conv2d`. The forward pass takes
+    Takes the same arguments as `torch.nn.Conv2d`, except that the padding
+    must be zeros (padded pixels count as invalid). The forward pass takes
     the input and its validity mask and returns the output and the updated
     mask.
 
     The mask has either one channel (the same validity for every input
     channel) or as many channels as the input (e.g. after concatenating a
-    skip connection whose validity differs from the upsampled features).
+    skip connection whose validity differs from the upsampled features);
+    a grouped convolution takes a one-channel mask only.
 
     Examples
     --------
@@ -41,6 +45,16 @@ class PartialConv2d(nn.Conv2d):
     >>> output.shape, new_mask.shape
     (torch.Size([1, 4, 8, 8]), torch.Size([1, 1, 8, 8]))
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # forward() pads with zeros and counts the padded pixels as invalid; another
+        # padding_mode would be silently ignored there.
+        if self.padding_mode != "zeros":
+            raise ValueError(
+                f"PartialConv2d pads with zeros (invalid pixels), not {self.padding_mode!r}; "
+                "leave padding_mode at 'zeros'"
+            )
 
     def forward(  # type: ignore[override]
         self, image: torch.Tensor, mask: torch.Tensor
@@ -68,6 +82,11 @@ class PartialConv2d(nn.Conv2d):
                 f"({image.shape[1]})"
             )
         mask_channels = mask.shape[1]
+        if mask_channels > 1 and self.groups > 1:
+            # Each group sees only its own channels: one count over all of them would be wrong.
+            raise ValueError(
+                f"a grouped PartialConv2d (groups={self.groups}) takes a one-channel mask"
+            )
         window_size = mask_channels * self.kernel_size[0] * self.kernel_size[1]
         with torch.no_grad():
             ones = torch.ones(
@@ -104,7 +123,9 @@ class PartialConvBlock(nn.Module):
     kernel_size : int, optional
         Square kernel size.
     stride : int, optional
-        Stride; 2 halves the tile (use an even kernel, e.g. 4, with padding 1).
+        Stride: the output is the input's size divided by it. With stride 1
+        the kernel size must be odd; with a larger stride, kernel size minus
+        stride must be even (e.g. 4 and 2, padded by 1).
 
     Examples
     --------
@@ -119,6 +140,17 @@ class PartialConvBlock(nn.Module):
         self, in_channels: int, out_channels: int, *, kernel_size: int = 3, stride: int = 1
     ) -> None:
         super().__init__()
+        # Other combinations shift the output by half a pixel and change its size by one,
+        # which the U-Net's skip connections cannot take.
+        if stride > 1:
+            divides_evenly = kernel_size >= stride and (kernel_size - stride) % 2 == 0
+        else:
+            divides_evenly = kernel_size % 2 == 1
+        if not divides_evenly:
+            raise ValueError(
+                f"kernel_size {kernel_size} with stride {stride} does not divide the tile "
+                "evenly; use an odd kernel with stride 1, or kernel minus stride even"
+            )
         padding = (kernel_size - stride) // 2 if stride > 1 else kernel_size // 2
         self.conv = PartialConv2d(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False

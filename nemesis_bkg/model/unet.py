@@ -57,7 +57,7 @@ class PConvUNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 4, channels: tuple[int, ...] = (16, 32, 64, 96, 128)
+        self, *, in_channels: int = 4, channels: tuple[int, ...] = (16, 32, 64, 96, 128)
     ) -> None:
         super().__init__()
         if len(channels) < 2:
@@ -96,12 +96,14 @@ class PConvUNet(nn.Module):
         inputs : `torch.Tensor`
             Shape (N, in_channels, H, W); H and W multiples of `downsampling_factor`.
         coverage : `torch.Tensor`
-            Shape (N, 1, H, W): 1 where the map has data.
+            Shape (N, 1, H, W): 1 where the map has data (or one mask per
+            input channel, (N, in_channels, H, W)).
 
         Returns
         -------
         `torch.Tensor`
-            Shape (N, 2, H, W): channel 0 the correction, channel 1 the log factor.
+            Shape (N, 2, H, W): channel 0 the correction, channel 1 the log
+            factor; meaningful where the coverage is 1.
         """
         factor = self.downsampling_factor
         if inputs.shape[-2] % factor or inputs.shape[-1] % factor:
@@ -111,6 +113,12 @@ class PConvUNet(nn.Module):
             )
         if inputs.shape[1] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got {inputs.shape[1]}")
+        batch, _, rows, cols = inputs.shape
+        if coverage.ndim != 4 or (coverage.shape[0], *coverage.shape[2:]) != (batch, rows, cols):
+            raise ValueError(
+                f"coverage of shape {tuple(coverage.shape)} does not match the inputs "
+                f"{tuple(inputs.shape)}; give (N, 1, H, W)"
+            )
         features, mask = self.stem(inputs, coverage)
         skips = [(features, mask)]
         for down, encode in zip(self.down, self.encode, strict=True):
