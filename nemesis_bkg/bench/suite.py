@@ -8,8 +8,9 @@ Three families:
   cloud, Galactic-plane-like confusion), 512x512 to 2048x2048 pixels;
 - the real maps of ``<repo>/../shared/data/real_maps`` as backgrounds with
   injected sources: the evaluation half of each map training uses, which
-  training never draws from (`real_background_paths`; skipped, with a
-  message, when that folder is absent);
+  training never draws from (`real_background_paths`), with added noise never
+  below the map's own pixel noise, as in training (skipped, with a message,
+  when that folder is absent);
 - the reference case of the design note: a 512x512 power-law background of
   unit standard deviation, noise 0.05, 60 sources, holes of 2 FWHM radius
   at the true positions, several seeds.
@@ -335,18 +336,30 @@ def reference_map(spec: MapSpec) -> BenchMap:
 
 def _simulated_map(spec: MapSpec) -> BenchMap:
     from nemesis_bkg.simulate import load_real_map, simulate_map
+    from nemesis_bkg.simulate.maps import REGIMES
+    from nemesis_bkg.simulate.real_maps import real_map_noise
 
     background = None
+    contrast = None
     shape = spec.shape
     if spec.background_path is not None:
         # The half of the real map that training never draws from.
         background = load_real_map(spec.background_path, part="evaluation")
         shape = tuple(min(side, REAL_MAP_MAX_SIDE) for side in background.shape)
+        # The map's own pixel noise stays in its truth, where no method can predict it: as in
+        # training, the added noise is never below it (the contrast is lowered if need be).
+        values = background[np.isfinite(background)]
+        spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+        own_noise = real_map_noise(background)
+        contrast = REGIMES[spec.regime].contrast
+        if own_noise > 0 and spread > 0:
+            contrast = min(contrast, spread / own_noise)
     sim = simulate_map(
         shape,
         instrument=spec.band,
         regime=spec.regime,
         background=background,
+        background_contrast=contrast,
         n_sources=spec.n_sources or _n_sources(spec.regime, shape),
         seed=spec.seed,
     )

@@ -283,6 +283,7 @@ def real_map_views(
     >>> views = real_map_views(views_per_map=1)  # doctest: +SKIP
     """
     from ..simulate import load_real_map, real_map_paths
+    from ..simulate.real_maps import real_map_noise
 
     rng = np.random.default_rng(seed)
     views = []
@@ -302,9 +303,7 @@ def real_map_views(
             factor = contrast / spread
             # The map's own pixel noise stays in the truth: the added noise is never
             # below it, so no tile asks for more than the noise allows.
-            laplacian = (4 * resampled[1:-1, 1:-1] - resampled[2:, 1:-1] - resampled[:-2, 1:-1]
-                         - resampled[1:-1, 2:] - resampled[1:-1, :-2])[finite[1:-1, 1:-1]]
-            own_noise = 1.4826 * float(np.median(np.abs(laplacian))) / np.sqrt(20.0)
+            own_noise = real_map_noise(np.where(finite, resampled, np.nan))
             views.append(BackgroundView(
                 truth=np.where(finite, (resampled - np.median(values)) * factor, np.nan),
                 noise=None,
