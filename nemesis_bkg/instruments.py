@@ -76,8 +76,11 @@ def _herschel(name, wavelength_um, fwhm_arcsec, pixel_arcsec, bunit, instrument)
     )
 
 
-#: Nominal beams and typical pixels of Herschel PACS (scan maps, medium speed)
-#: and SPIRE (PACS Observer's Manual v2.5; SPIRE Handbook v3.1).
+#: Nominal beams and typical pixels of Herschel PACS (scan maps; PACS Observer's
+#: Manual v2.5) and SPIRE. The SPIRE FWHMs are the beams as seen on maps with the
+#: nominal 6/10/14" pixels: the SPIRE Handbook v3.1 gives 17.6/23.9/35.2" for the
+#: beam mapped on 1" pixels, and a square pixel of side p widens a Gaussian to
+#: sqrt(FWHM**2 + 0.46 p**2), i.e. 18.1/24.9/36.5".
 INSTRUMENTS: dict[str, Instrument] = {
     inst.name: inst
     for inst in (
@@ -103,6 +106,9 @@ _BAND_ALIASES = {
     "plw": "spire500",
 }
 
+# Band names no other instrument uses: on their own they identify SPIRE.
+_SPIRE_ARRAYS = ("psw", "pmw", "plw")
+
 
 def get_instrument(name: str | Instrument) -> Instrument:
     """
@@ -112,9 +118,11 @@ def get_instrument(name: str | Instrument) -> Instrument:
     ----------
     name : str or `Instrument`
         A preset name (``"pacs70"``, ``"pacs100"``, ``"pacs160"``,
-        ``"spire250"``, ``"spire350"``, ``"spire500"``; case and the
-        characters ``" _-"`` are ignored, HIPE band names such as ``"PSW"``
-        or ``"red"`` are accepted), or an `Instrument`, returned as is.
+        ``"spire250"``, ``"spire350"``, ``"spire500"``; case, the
+        characters ``" _-"`` and a trailing ``"um"`` or ``"micron"`` are
+        ignored; HIPE band names such as ``"PSW"`` or ``"red"`` are accepted,
+        alone or after the instrument, e.g. ``"SPIRE PSW"``, as are the bare
+        wavelengths ``"70"`` to ``"500"``), or an `Instrument`, returned as is.
 
     Returns
     -------
@@ -130,12 +138,24 @@ def get_instrument(name: str | Instrument) -> Instrument:
     >>> from nemesis_bkg.instruments import get_instrument
     >>> get_instrument("SPIRE 250").beam_fwhm
     <Quantity 18.1 arcsec>
+    >>> get_instrument("PACS red").name
+    'pacs160'
     """
     if isinstance(name, Instrument):
         return name
     key = "".join(ch for ch in str(name).lower() if ch not in " _-")
     key = key.replace("um", "").replace("micron", "")
-    key = _BAND_ALIASES.get(key, key)
+    family = next((family for family in ("pacs", "spire") if key.startswith(family)), "")
+    band = key[len(family):]
+    alias = _BAND_ALIASES.get(band)
+    if alias is not None and alias.startswith(family):
+        key = alias
+    elif not family:
+        # A bare wavelength ("250") names one band: no two bands share one.
+        key = next(
+            (name for name, inst in INSTRUMENTS.items() if f"{inst.wavelength.value:.0f}" == key),
+            key,
+        )
     if key not in INSTRUMENTS:
         raise ValueError(
             f"unknown instrument {name!r}; use one of {sorted(INSTRUMENTS)}, "
@@ -152,6 +172,8 @@ def _header_wavelength_um(header: Header) -> float | None:
             value = float(header[key])
         except (TypeError, ValueError):
             continue
+        if not (np.isfinite(value) and value > 0):
+            continue
         unit_text = str(header.comments[key]).lower()
         # HIPE writes microns; some pipelines write metres.
         if value < 1e-2 or "[m]" in unit_text:
@@ -165,7 +187,11 @@ def instrument_from_header(header: Header | None) -> Instrument | None:
     Recognise a Herschel band from a FITS header.
 
     Looks at INSTRUME, TELESCOP, FILTER, the HIPE keywords (``DETECTOR``,
-    ``BAND``, ``ARRAY``, ``CHANNEL``, ``TYPE``) and WAVELNTH.
+    ``BAND``, ``ARRAY``, ``CHANNEL``, ``TYPE``) and WAVELNTH. Band names
+    (``"red"``) and wavelengths (``"160"``, WAVELNTH) count only when the
+    header shows Herschel data (INSTRUME PACS or SPIRE, TELESCOP Herschel,
+    or a SPIRE array name such as ``"PSW"``), so that, e.g., a Spitzer MIPS
+    160 um map is not taken for PACS 160 um and given its beam.
 
     Parameters
     ----------
@@ -193,8 +219,11 @@ def instrument_from_header(header: Header | None) -> Instrument | None:
     family = None
     if "PACS" in instrume or "pacs" in band_words:
         family = "pacs"
-    elif "SPIRE" in instrume or "spire" in band_words:
+    elif "SPIRE" in instrume or "spire" in band_words or set(band_words) & set(_SPIRE_ARRAYS):
         family = "spire"
+    if family is None and "HERSCHEL" not in telescop:
+        # "red" or "160" alone could be any instrument's band (MIPS 160, IRAS 100, ...).
+        return None
     candidates = [
         inst for name, inst in INSTRUMENTS.items() if family is None or name.startswith(family)
     ]
@@ -208,7 +237,7 @@ def instrument_from_header(header: Header | None) -> Instrument | None:
                 return inst
 
     wavelength = _header_wavelength_um(header)
-    if wavelength is not None and (family is not None or "HERSCHEL" in telescop):
+    if wavelength is not None:
         best = min(candidates, key=lambda inst: abs(np.log(inst.wavelength.value / wavelength)))
         # Accept only a wavelength within 15 % of the band centre.
         if abs(np.log(best.wavelength.value / wavelength)) < 0.15:
@@ -248,6 +277,12 @@ def beam_fwhm_pixels(beam_fwhm: u.Quantity | float, wcs: WCS | None = None) -> f
     Returns
     -------
     float
+
+    Raises
+    ------
+    ValueError
+        If the beam is not positive and finite, is an angle without a WCS
+        (or with a WCS that has no celestial axes), or has another unit.
 
     Examples
     --------
@@ -297,9 +332,15 @@ def resolve_beam(
     Parameters
     ----------
     instrument : str or `Instrument`, optional
+        A preset name (see `get_instrument`) or an `Instrument`.
     beam_fwhm : `~astropy.units.Quantity` or float, optional
+        The beam FWHM: an angle (needs ``wcs``), a Quantity in ``u.pix`` or
+        a plain number of pixels. Overrides the instrument's beam.
     wcs : `~astropy.wcs.WCS`, optional
+        Celestial WCS of the map, to turn an angular beam into pixels.
     header : `~astropy.io.fits.Header`, optional
+        FITS header to recognise the instrument from (`instrument_from_header`)
+        when neither ``instrument`` nor ``beam_fwhm`` is given.
 
     Returns
     -------
@@ -311,7 +352,21 @@ def resolve_beam(
     Raises
     ------
     ValueError
-        When nothing gives the beam.
+        When nothing gives the beam, or an angular beam has no celestial WCS
+        to be turned into pixels.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> from nemesis_bkg.instruments import resolve_beam
+    >>> wcs = WCS(naxis=2)
+    >>> wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> wcs.wcs.cdelt = [-3.2 / 3600, 3.2 / 3600]
+    >>> inst, fwhm_pixels = resolve_beam(instrument="pacs160", wcs=wcs)
+    >>> inst.name, round(fwhm_pixels, 4)
+    ('pacs160', 3.5625)
+    >>> resolve_beam(beam_fwhm=2.5)[0].name
+    'generic'
     """
     inst = get_instrument(instrument) if instrument is not None else None
     if inst is None and beam_fwhm is None:

@@ -1,3 +1,5 @@
+import warnings
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -96,3 +98,51 @@ def test_resolve_beam_nothing_known():
         resolve_beam()
     with pytest.raises(ValueError, match="no celestial WCS"):
         resolve_beam(instrument="spire250")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("SPIRE PSW", "spire250"), ("PACS red", "pacs160"), ("pacs blue", "pacs70"),
+     ("250", "spire250"), ("70um", "pacs70"), ("spire 500 micron", "spire500")],
+)
+def test_get_instrument_takes_family_and_band_names(name, expected):
+    assert get_instrument(name).name == expected
+
+
+@pytest.mark.parametrize("name", ["PACS PSW", "SPIRE red", "0", "pacs"])
+def test_get_instrument_rejects_mixed_or_partial_names(name):
+    with pytest.raises(ValueError, match="unknown instrument"):
+        get_instrument(name)
+
+
+@pytest.mark.parametrize(
+    "cards",
+    [
+        {"TELESCOP": "Spitzer", "INSTRUME": "MIPS", "BAND": "160"},
+        {"TELESCOP": "HST", "FILTER": "red"},
+        {"FILTER": "green"},
+    ],
+)
+def test_band_words_of_other_instruments_are_not_herschel(cards):
+    # A MIPS 160 um map taken for PACS 160 would get a 11.4" beam instead of ~40".
+    assert instrument_from_header(Header(cards)) is None
+
+
+@pytest.mark.parametrize(
+    ("cards", "expected"),
+    [
+        ({"DETECTOR": "PSW"}, "spire250"),
+        ({"TELESCOP": "Herschel Space Observatory", "FILTER": "red"}, "pacs160"),
+    ],
+)
+def test_herschel_band_words_still_identify_the_band(cards, expected):
+    assert instrument_from_header(Header(cards)).name == expected
+
+
+@pytest.mark.parametrize("wavelength", [0.0, -250.0])
+def test_non_positive_wavelength_is_ignored_quietly(wavelength):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert instrument_from_header(
+            Header({"TELESCOP": "Herschel", "WAVELNTH": wavelength})
+        ) is None

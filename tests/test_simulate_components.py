@@ -11,6 +11,7 @@ from nemesis_bkg.simulate.fields import (
     linear_gradient,
     lognormal_field,
     power_law_field,
+    power_law_spectrum,
 )
 from nemesis_bkg.simulate.filaments import (
     Filament,
@@ -251,3 +252,52 @@ def test_inject_sources_clips_at_the_edge():
     centre_column = beam.stamp(0.0, 0.0)[:, beam.stamp_radius].sum()
     assert flux[1] == pytest.approx(0.5 * (beam.gaussian_area + centre_column), rel=1e-6)
     assert image.sum() == pytest.approx(flux.sum())
+
+
+@pytest.mark.parametrize("slope", [0.0, 1.0, np.nan, -np.inf])
+def test_power_law_spectrum_needs_a_negative_slope(slope):
+    # A rising (or flat) spectrum put infinite power at k = 0, hence NaN fields.
+    with pytest.raises(ValueError, match="slope must be negative"):
+        power_law_spectrum((32, 32), slope, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"axis_ratio": np.nan}, "axis_ratio"),
+        ({"position_angle": np.inf}, "position_angle"),
+        ({"sidelobe_level": -0.01}, "sidelobe_level"),
+        ({"sidelobe_level": np.nan}, "sidelobe_level"),
+        ({"sidelobe_radius": 0.0}, "sidelobe_radius"),
+        ({"n_lobes": -3}, "n_lobes"),
+        ({"n_lobes": 1.5}, "n_lobes"),
+    ],
+)
+def test_beam_rejects_bad_shape_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Beam(fwhm=3.0, **kwargs)
+
+
+def test_beam_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        Beam(3.0, 1.1)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, np.nan])
+def test_draw_sources_rejects_a_bad_preferred_fraction(fraction):
+    with pytest.raises(ValueError, match="preferred_fraction"):
+        draw_sources(
+            np.random.default_rng(0),
+            n_sources=5,
+            allowed=np.ones((32, 32), bool),
+            snr_range=(5.0, 50.0),
+            fwhm_pixels=3.0,
+            preferred=np.ones((32, 32), bool),
+            preferred_fraction=fraction,
+        )
+
+
+@pytest.mark.parametrize("snr_range", [(3.0, 4.0, 5.0), 10.0, ("a", "b")])
+def test_draw_peak_snr_says_what_snr_range_must_be(snr_range):
+    with pytest.raises(ValueError, match="snr_range"):
+        draw_peak_snr(np.random.default_rng(0), 3, snr_range)

@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.stats import mad_std
 from astropy.table import QTable
+from astropy.wcs import WCS
 
 from nemesis_bkg.instruments import instrument_from_header
 from nemesis_bkg.simulate import command as simulate_command
@@ -19,6 +20,7 @@ from nemesis_bkg.simulate import (
     simulate_map,
     write_simulated_map,
 )
+from nemesis_bkg.simulate.maps import REGIMES
 from nemesis_bkg.simulate.real_maps import real_background
 
 
@@ -249,3 +251,49 @@ def test_real_background_of_its_own_shape_is_not_resampled():
             np.testing.assert_allclose(
                 np.sort(view.ravel()), np.sort(image.ravel()) / mad_std(image)
             )
+
+
+def test_uncertainty_extension_has_the_wcs_and_unit(small_map, tmp_path):
+    path = write_simulated_map(small_map, tmp_path / "sim.fits")
+    with fits.open(path) as hdul:
+        header = hdul["UNCERT"].header
+        assert header["BUNIT"] == hdul[0].header["BUNIT"]
+        assert WCS(header).wcs.compare(WCS(hdul[0].header).wcs)
+    assert CCDData.read(path).uncertainty.unit == small_map.data.unit
+
+
+def test_preview_failure_leaves_no_file(small_map, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, fname, **kwargs):
+        with open(fname, "wb") as stream:
+            stream.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plot_preview(small_map, tmp_path / "sim.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_preview_rejects_other_objects(tmp_path):
+    with pytest.raises(TypeError, match="SimulatedMap"):
+        plot_preview(np.zeros((4, 4)), tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_offers_every_regime():
+    assert set(simulate_command._REGIME_NAMES) == set(REGIMES)
+
+
+def test_command_checks_output_folders_before_simulating(tmp_path, monkeypatch):
+    import nemesis_bkg.simulate as simulate_package
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated although the output cannot be written")
+
+    monkeypatch.setattr(simulate_package, "simulate_map", no_simulation)
+    for option in ("-o", "--png"):
+        args = _parse(["--shape", "32", option, str(tmp_path / "missing" / "out.fits")])
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            simulate_command.run(args)

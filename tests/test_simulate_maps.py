@@ -4,7 +4,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.table import QTable
 
 from nemesis_bkg.instruments import INSTRUMENTS, get_instrument, instrument_from_header
@@ -291,10 +291,87 @@ def test_real_array_background_has_no_filament_truth():
         ({"pixels_per_beam": 0.0}, ValueError),
         ({"shape": (8, 8)}, ValueError),
         ({"shape": "big"}, TypeError),
+        ({"seed": 2.5}, TypeError),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, error):
     kwargs = {"shape": (64, 64), "n_sources": 5, **kwargs}
     shape = kwargs.pop("shape")
     with pytest.raises(error):
+        simulate_map(shape, **kwargs)
+
+
+@pytest.mark.parametrize("container", [NDData, CCDData, np.ma.MaskedArray])
+def test_masked_background_pixels_are_uncovered(container):
+    image = np.random.default_rng(0).normal(size=(64, 64)).cumsum(axis=0)
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[:, :20] = True
+    kwargs = {"unit": "Jy"} if container is CCDData else {}
+    sim = simulate_map(
+        (64, 64), background=container(image, mask=mask, **kwargs), n_sources=3, seed=1,
+        nan_border=False,
+    )
+    # Rotated or flipped, the masked band is uncovered and nothing else is.
+    assert (~sim.coverage).sum() == mask.sum()
+    assert np.isnan(sim.data.data[~sim.coverage]).all()
+
+
+def test_noise_std_quantity_is_taken_in_the_map_unit():
+    sim = simulate_map(
+        (64, 64), instrument="spire250", noise_std=20 * u.mJy / u.beam, n_sources=2, seed=0
+    )
+    assert sim.noise_std == pytest.approx(0.02)
+    assert sim.data.meta["NOISESTD"] == pytest.approx(0.02)
+    np.testing.assert_allclose(sim.data.uncertainty.array, 0.02)
+
+
+@pytest.mark.parametrize("realistic_beam", [False, True])
+def test_header_beam_keywords_describe_the_injected_beam(realistic_beam):
+    sim = simulate_map(
+        (64, 64), instrument="pacs160", realistic_beam=realistic_beam, n_sources=2, seed=3
+    )
+    header, beam, wcs = sim.data.meta, sim.beam, sim.data.wcs
+    pixel_deg = abs(wcs.wcs.cdelt[0])
+    assert header["BMAJ"] == pytest.approx(beam.fwhm * np.sqrt(beam.axis_ratio) * pixel_deg)
+    assert header["BMIN"] == pytest.approx(beam.fwhm / np.sqrt(beam.axis_ratio) * pixel_deg)
+    assert header["BEAMFWHM"] == beam.fwhm
+    if not realistic_beam:
+        nominal = get_instrument("pacs160").beam_fwhm.to_value(u.deg)
+        assert header["BMAJ"] == pytest.approx(nominal) and header["BPA"] == 0.0
+        return
+    # The major axis seen on the sky: its position angle, east of north, is BPA.
+    centre = np.array([31.5, 31.5])
+    step = 5 * np.array([np.cos(beam.position_angle), np.sin(beam.position_angle)])
+    start, end = wcs.pixel_to_world(*centre), wcs.pixel_to_world(*(centre + step))
+    sky_angle = start.position_angle(end).to_value(u.deg) % 180.0
+    difference = (sky_angle - header["BPA"] + 90.0) % 180.0 - 90.0
+    assert abs(difference) < 0.01
+
+
+_REAL_BACKGROUND = np.random.default_rng(0).normal(size=(64, 64)).cumsum(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"shape": (64.5, 64)}, ValueError, "whole numbers"),
+        ({"seed": np.random.default_rng(1)}, TypeError, "seed must be an integer"),
+        ({"on_filament_fraction": 1.5}, ValueError, "on_filament_fraction"),
+        ({"on_filament_fraction": np.nan}, ValueError, "on_filament_fraction"),
+        ({"slope": 1.0}, ValueError, "slope must be negative"),
+        ({"slope": np.nan}, ValueError, "slope must be negative"),
+        ({"background_contrast": np.inf}, ValueError, "background_contrast"),
+        ({"n_sources": None}, TypeError, "n_sources"),
+        ({"n_sources": np.inf}, ValueError, "n_sources"),
+        ({"noise_std": 1.0 * u.K}, u.UnitConversionError, "Jy"),
+        ({"background": _REAL_BACKGROUND, "slope": -3.0}, ValueError, "slope shapes"),
+        ({"background": _REAL_BACKGROUND, "on_filament_fraction": 0.5}, ValueError,
+         "on_filament_fraction shapes"),
+    ],
+)
+def test_bad_options_are_refused_with_what_to_do(kwargs, error, match):
+    # Each of these used to be accepted silently, or failed deep inside with an unrelated message.
+    kwargs = {"shape": (64, 64), "n_sources": 5, "nan_border": False, **kwargs}
+    shape = kwargs.pop("shape")
+    with pytest.raises(error, match=match):
         simulate_map(shape, **kwargs)

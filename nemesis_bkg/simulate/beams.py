@@ -9,7 +9,7 @@ describes the shape around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 
@@ -24,6 +24,8 @@ _FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 class Beam:
     """
     A beam profile in pixel units, normalised to 1 at its centre.
+
+    All attributes but ``fwhm`` are keyword-only.
 
     Attributes
     ----------
@@ -43,6 +45,7 @@ class Beam:
     """
 
     fwhm: float
+    _: KW_ONLY
     axis_ratio: float = 1.0
     position_angle: float = 0.0
     sidelobe_level: float = 0.0
@@ -52,8 +55,20 @@ class Beam:
     def __post_init__(self):
         if not (np.isfinite(self.fwhm) and self.fwhm > 0):
             raise ValueError(f"beam fwhm must be a positive number of pixels, got {self.fwhm}.")
-        if self.axis_ratio < 1:
+        if not (np.isfinite(self.axis_ratio) and self.axis_ratio >= 1):
             raise ValueError(f"axis_ratio is major/minor and must be >= 1, got {self.axis_ratio}.")
+        if not np.isfinite(self.position_angle):
+            raise ValueError(f"position_angle must be finite, got {self.position_angle}.")
+        if not (np.isfinite(self.sidelobe_level) and self.sidelobe_level >= 0):
+            raise ValueError(
+                f"sidelobe_level must be >= 0 (0: no sidelobes), got {self.sidelobe_level}."
+            )
+        if not (np.isfinite(self.sidelobe_radius) and self.sidelobe_radius > 0):
+            raise ValueError(
+                f"sidelobe_radius must be positive (in FWHMs), got {self.sidelobe_radius}."
+            )
+        if int(self.n_lobes) != self.n_lobes or self.n_lobes < 0:
+            raise ValueError(f"n_lobes must be 0 or a positive integer, got {self.n_lobes}.")
 
     @property
     def is_gaussian(self) -> bool:

@@ -10,9 +10,12 @@ import re
 from pathlib import Path
 
 from ..instruments import INSTRUMENTS
+from ..io import check_output_path
 
 __all__ = ["add_arguments", "run"]
 
+# The keys of maps.REGIMES, spelled out so that building the parser does not import
+# the simulator (tests check that the two agree).
 _REGIME_NAMES = ("cirrus", "filamentary", "confusion")
 
 
@@ -108,14 +111,27 @@ def run(args: argparse.Namespace) -> int:
     FileExistsError
         If an output exists and ``--overwrite`` was not given (checked
         before simulating).
+    FileNotFoundError
+        If the folder of an output does not exist (checked before simulating).
+
+    Examples
+    --------
+    >>> import argparse, tempfile, pathlib
+    >>> from nemesis_bkg.simulate.command import add_arguments, run
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> args = parser.parse_args(["--shape", "64", "--n-sources", "2",
+    ...                           "-o", str(folder / "sim.fits")])
+    >>> run(args)  # doctest: +ELLIPSIS
+    simulated 64x64 spire250 filamentary map (beam 3.02 px): 2 sources, ...
+    0
     """
     from . import plot_preview, simulate_map, write_simulated_map
 
     outputs = [path for path in (args.output, args.png) if path is not None]
-    if not args.overwrite:
-        for path in outputs:
-            if path.exists():
-                raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
+    for path in outputs:
+        check_output_path(path, overwrite=args.overwrite)
     sim = simulate_map(
         args.shape,
         instrument=args.instrument,

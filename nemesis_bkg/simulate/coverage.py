@@ -36,7 +36,8 @@ def scan_coverage(
     Returns
     -------
     ndarray of bool
-        True where covered. The central half of the map is always covered.
+        True where covered. The middle of the map, half its width by half
+        its height, is always covered.
 
     Examples
     --------

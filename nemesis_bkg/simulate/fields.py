@@ -102,6 +102,12 @@ def power_law_spectrum(
     ndarray of complex
         Shape ``(ny, nx // 2 + 1)``.
 
+    Raises
+    ------
+    ValueError
+        If ``slope`` is not negative and finite (the power would not fall
+        with wavenumber and the field would not be a cloud-like one).
+
     Examples
     --------
     >>> import numpy as np, scipy.fft
@@ -110,6 +116,8 @@ def power_law_spectrum(
     >>> scipy.fft.irfft2(coefficients, s=(128, 128)).shape
     (128, 128)
     """
+    if not (np.isfinite(slope) and slope < 0):
+        raise ValueError(f"slope must be negative and finite (e.g. -3.0), got {slope}.")
     ky, kx = wavenumbers(shape)
     k_squared = kx**2 + ky**2
     k_squared[0, 0] = np.inf  # no power at zero frequency: the mean is set by the caller
@@ -144,6 +152,11 @@ def power_law_field(shape: tuple[int, int], slope: float, rng: np.random.Generat
     -------
     ndarray
         Float64 field of the given shape, normalised to zero mean and unit std.
+
+    Raises
+    ------
+    ValueError
+        If ``slope`` is not negative and finite.
 
     Examples
     --------
@@ -181,6 +194,11 @@ def lognormal_field(
     -------
     ndarray
         Positive float64 field with median about 1.
+
+    Raises
+    ------
+    ValueError
+        If ``log_sigma`` is negative or ``slope`` not negative and finite.
 
     Examples
     --------

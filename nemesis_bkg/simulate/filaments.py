@@ -88,6 +88,11 @@ def plummer_flat_radius(fwhm: float, plummer_index: float) -> float:
     -------
     float
 
+    Raises
+    ------
+    ValueError
+        If ``plummer_index`` is not above 1.
+
     Examples
     --------
     >>> from nemesis_bkg.simulate.filaments import plummer_flat_radius
@@ -280,6 +285,12 @@ def filament_network(
     Returns
     -------
     list of `Filament`
+
+    Raises
+    ------
+    ValueError
+        If ridge filaments lack a guide field of the grid's shape, branches
+        have nothing to grow from, or ``widths`` is empty.
 
     Examples
     --------

@@ -17,6 +17,7 @@ filament mask and a catalogue.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ import numpy as np
 import scipy.fft
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.table import QTable
 from astropy.wcs import WCS
 
@@ -134,13 +135,14 @@ class SimulatedMap:
         Background + sources + noise, NaN outside coverage, with WCS, unit,
         uncertainty (``noise_std`` everywhere) and a Herschel FITS header.
     background : ndarray
-        True noiseless background, NaN outside coverage.
+        True background without the added noise, NaN outside coverage (a
+        real map given as background keeps its own pixel noise in it).
     sources : ndarray
         Beam-convolved sources only (finite everywhere).
     noise : ndarray
         The noise realisation, NaN outside coverage.
     noise_std : float
-        Per-pixel 1-sigma of the noise.
+        Per-pixel 1-sigma of the added noise.
     filament_mask : ndarray of bool
         Pixels where the filament component dominates (see `simulate_map`).
     coverage : ndarray of bool
@@ -148,15 +150,18 @@ class SimulatedMap:
     catalog : `~astropy.table.QTable`
         Injected sources: ``id``, ``x``, ``y`` (0-based pixels),
         ``sky_centroid``, ``flux`` (sum of the source's pixels, map unit
-        times pixel), ``peak``, ``peak_snr``, ``fwhm`` (pixels),
-        ``on_filament``, ``close_pair``.
+        times pixel: Jy for a Jy/pixel map; for a Jy/beam map divide by the
+        beam area in pixels to get Jy), ``peak`` (the beam profile's value
+        at the centre, map unit), ``peak_snr`` (``peak / noise_std``),
+        ``fwhm`` (pixels), ``on_filament``, ``close_pair``.
     fwhm_pixels : float
         Beam FWHM in pixels.
     instrument : `~nemesis_bkg.instruments.Instrument`
     beam : `~nemesis_bkg.simulate.beams.Beam`
         The beam the sources were injected with.
     filaments : ndarray
-        The filament component of the background (zeros without filaments).
+        The filament component of the background (zeros without filaments);
+        finite everywhere, like ``sources``.
     regime : str
     seed : int or None
     """
@@ -193,7 +198,8 @@ def _map_header(
     wcs: WCS,
     instrument: Instrument,
     unit: u.UnitBase,
-    fwhm_pixels: float,
+    beam: Beam,
+    pixel_scale: u.Quantity,
     noise_std: float,
     regime: str,
     seed: int | None,
@@ -206,7 +212,17 @@ def _map_header(
     if instrument.wavelength is not None:
         header["WAVELNTH"] = (instrument.wavelength.to_value(u.um), "[um] reference wavelength")
     header["BUNIT"] = unit.to_string()
-    header["BEAMFWHM"] = (fwhm_pixels, "[pix] beam FWHM")
+    # The standard beam keywords (degrees; BPA east of north), read by radio-beam and
+    # other astropy-affiliated tools: the injected beam's core.
+    major, minor = beam.fwhm * np.sqrt(beam.axis_ratio), beam.fwhm / np.sqrt(beam.axis_ratio)
+    header["BMAJ"] = (major * pixel_scale.to_value(u.deg), "[deg] beam major axis FWHM")
+    header["BMIN"] = (minor * pixel_scale.to_value(u.deg), "[deg] beam minor axis FWHM")
+    # North is +y and east -x (CDELT1 < 0): a pixel angle of 90 deg is PA 0.
+    position_angle = (
+        (np.degrees(beam.position_angle) - 90.0) % 180.0 if beam.axis_ratio != 1 else 0.0
+    )
+    header["BPA"] = (position_angle, "[deg] beam position angle, east of north")
+    header["BEAMFWHM"] = (beam.fwhm, "[pix] beam FWHM")
     header["NOISESTD"] = (noise_std, "1-sigma per-pixel noise, map unit")
     header["SIMREGIM"] = (regime, "nemesis_bkg.simulate regime")
     if seed is not None:
@@ -306,11 +322,60 @@ def _catalog(
 def _validate_shape(shape) -> tuple[int, int]:
     try:
         ny, nx = (int(side) for side in shape)
+        integral = all(side == int(side) for side in shape)
     except (TypeError, ValueError):
         raise TypeError(f"shape must be (ny, nx), two integers, got {shape!r}.") from None
+    if not integral:
+        raise ValueError(f"shape must be (ny, nx), two whole numbers, got {shape!r}.")
     if ny < 16 or nx < 16:
         raise ValueError(f"shape must be at least (16, 16), got {shape!r}.")
     return ny, nx
+
+
+def _background_image(background) -> np.ndarray:
+    """The pixels of a real background as float64, NaN where missing or masked."""
+    if isinstance(background, str | os.PathLike):
+        return load_real_map(background)
+    if isinstance(background, NDData):
+        image = np.array(background.data, dtype=float)
+        if background.mask is not None:
+            image[np.broadcast_to(np.asarray(background.mask, dtype=bool), image.shape)] = np.nan
+        return image
+    if isinstance(background, np.ma.MaskedArray):
+        return background.astype(float).filled(np.nan)
+    return np.asarray(getattr(background, "value", background), dtype=float)
+
+
+def _validate_options(
+    *,
+    n_sources,
+    seed,
+    slope,
+    on_filament_fraction,
+    background,
+) -> None:
+    if isinstance(n_sources, bool) or not isinstance(n_sources, numbers.Real):
+        raise TypeError(f"n_sources must be a non-negative integer, got {n_sources!r}.")
+    if not (np.isfinite(n_sources) and n_sources >= 0 and int(n_sources) == n_sources):
+        raise ValueError(f"n_sources must be a non-negative integer, got {n_sources}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(
+            f"seed must be an integer or None, got {type(seed).__name__}; "
+            "the seed is recorded in the header (SIMSEED)."
+        )
+    if slope is not None and not (np.isfinite(slope) and slope < 0):
+        raise ValueError(f"slope must be negative and finite (e.g. -3.0), got {slope}.")
+    if on_filament_fraction is not None and not 0.0 <= on_filament_fraction <= 1.0:
+        raise ValueError(
+            f"on_filament_fraction must be between 0 and 1, got {on_filament_fraction}."
+        )
+    if background is not None:
+        for name, value in (("slope", slope), ("on_filament_fraction", on_filament_fraction)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} shapes simulated backgrounds only and a real background was "
+                    f"given; leave {name} unset."
+                )
 
 
 def simulate_map(
@@ -319,11 +384,11 @@ def simulate_map(
     instrument: str | Instrument = "spire250",
     pixels_per_beam: float | None = None,
     regime: str = "filamentary",
-    background: np.ndarray | str | os.PathLike | None = None,
+    background: np.ndarray | NDData | str | os.PathLike | None = None,
     background_contrast: float | None = None,
     n_sources: int = 100,
     snr_range: tuple[float, float] = (3.0, 3000.0),
-    noise_std: float = 1.0,
+    noise_std: float | u.Quantity = 1.0,
     correlated_noise: float = 0.3,
     nan_border: bool = True,
     realistic_beam: bool = False,
@@ -350,10 +415,12 @@ def simulate_map(
         Default: the instrument's typical pixel scale.
     regime : {"cirrus", "filamentary", "confusion"}, optional
         Kind of sky, see `REGIMES`.
-    background : ndarray, str or path-like, optional
-        A real map (array or FITS path) used as the background instead of a
-        simulated one: rotated by a multiple of 90 degrees, flipped, cropped
-        (resampled up if too small), scaled to the contrast; its NaNs kept.
+    background : ndarray, `~astropy.nddata.NDData`, str or path-like, optional
+        A real map (array, masked array, Quantity, NDData or FITS path) used
+        as the background instead of a simulated one: rotated by a multiple
+        of 90 degrees, flipped, cropped (resampled up if too small), scaled
+        to the contrast; its NaNs and masked pixels become uncovered.
+        Its unit is ignored: it is rescaled anyway.
     background_contrast : float, optional
         Std of the background over ``noise_std`` (robust std for a real
         background). Default: the regime's (cirrus 20, filamentary 200,
@@ -363,29 +430,42 @@ def simulate_map(
     snr_range : tuple of float, optional
         Range of peak SNR (peak over ``noise_std``), drawn with more faint
         than bright sources.
-    noise_std : float, optional
-        1-sigma per-pixel noise, map units.
+    noise_std : float or `~astropy.units.Quantity`, optional
+        1-sigma per-pixel noise, in map units (the instrument's ``bunit``;
+        a Quantity is converted to it).
     correlated_noise : float, optional
-        Fraction of the noise variance in 1/f-like scan stripes.
+        Fraction (0 to 1) of the noise variance in 1/f-like scan stripes.
     nan_border : bool, optional
         Cut an irregular NaN border like a real scan map's.
     realistic_beam : bool, optional
         Inject sources with a Herschel-like beam (elongated core, sidelobes)
         instead of a circular Gaussian.
     close_pair_fraction : float, optional
-        Fraction of sources placed 1 to 2.5 FWHM from another one.
+        Fraction (0 to 0.5) of sources placed 1 to 2.5 FWHM from another one.
     seed : int or None, optional
-        Seed of the `numpy.random.Generator`.
+        Seed of the `numpy.random.Generator` (written to the header as SIMSEED).
     slope : float, optional
-        Power-spectrum slope of the cloud; default drawn from the regime's range.
+        Power-spectrum slope of the cloud (negative); default drawn from the
+        regime's range. Simulated backgrounds only.
     on_filament_fraction : float, optional
-        Share of the sources (besides close companions) placed on filament
-        pixels; default: the regime's (cirrus 0, filamentary 0.25, confusion 0.3).
-        The other sources fall uniformly, on filaments or not.
+        Share (0 to 1) of the sources (besides close companions) placed on
+        filament pixels; default: the regime's (cirrus 0, filamentary 0.25,
+        confusion 0.3). The other sources fall uniformly, on filaments or not.
+        Simulated backgrounds only.
 
     Returns
     -------
     `SimulatedMap`
+
+    Raises
+    ------
+    ValueError
+        If an option is out of range (see each one), the map leaves no room
+        for sources, or the instrument has no angular beam or pixel scale.
+    TypeError
+        If ``shape``, ``n_sources`` or ``seed`` is not made of integers.
+    astropy.units.UnitConversionError
+        If ``noise_std`` is a Quantity not convertible to the map's unit.
 
     Notes
     -----
@@ -401,6 +481,17 @@ def simulate_map(
     the map edges, so ``flux`` (the sum of a source's pixels) is its whole
     flux; for a Gaussian beam ``flux = peak * 2 * pi * sigma**2``.
 
+    A real ``background`` carries its own pixel noise (see
+    `~nemesis_bkg.simulate.real_maps.real_map_noise`), scaled with it; that
+    noise is part of ``background``, not of ``noise``, ``noise_std`` or
+    ``peak_snr``. It stays below ``noise_std`` only when
+    ``background_contrast`` is below the map's robust std over its own
+    noise (the benchmark suite lowers the contrast so).
+
+    The header carries the WCS (TAN, ICRS, CDELT1 < 0), TELESCOP, INSTRUME,
+    WAVELNTH, BUNIT, the beam (BMAJ, BMIN, BPA in degrees; BEAMFWHM in
+    pixels), NOISESTD, SIMREGIM and SIMSEED.
+
     Examples
     --------
     >>> from nemesis_bkg.simulate import simulate_map
@@ -409,16 +500,26 @@ def simulate_map(
     ((128, 128), 5)
     """
     shape = _validate_shape(shape)
-    if regime not in REGIMES:
+    if not isinstance(regime, str) or regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; use one of {sorted(REGIMES)}.")
     settings = REGIMES[regime]
+    if isinstance(noise_std, u.Quantity):
+        bunit = get_instrument(instrument).bunit
+        noise_std = noise_std.to_value(u.Unit(bunit) if bunit else u.dimensionless_unscaled)
     if not (np.isfinite(noise_std) and noise_std > 0):
         raise ValueError(f"noise_std must be positive and finite, got {noise_std}.")
     contrast = settings.contrast if background_contrast is None else float(background_contrast)
-    if not contrast > 0:
-        raise ValueError(f"background_contrast must be positive, got {background_contrast}.")
-    if int(n_sources) != n_sources or n_sources < 0:
-        raise ValueError(f"n_sources must be a non-negative integer, got {n_sources}.")
+    if not (np.isfinite(contrast) and contrast > 0):
+        raise ValueError(
+            f"background_contrast must be positive and finite, got {background_contrast}."
+        )
+    _validate_options(
+        n_sources=n_sources,
+        seed=seed,
+        slope=slope,
+        on_filament_fraction=on_filament_fraction,
+        background=background,
+    )
 
     rng = np.random.default_rng(seed)
     inst = get_instrument(instrument)
@@ -454,12 +555,9 @@ def simulate_map(
         )
         true_background = cloud + filaments
     else:
-        image = (
-            load_real_map(background)
-            if isinstance(background, str | os.PathLike)
-            else np.asarray(getattr(background, "value", background), dtype=float)
+        true_background = real_background(
+            _background_image(background), shape, rng, target_std=contrast * noise_std
         )
-        true_background = real_background(image, shape, rng, target_std=contrast * noise_std)
         coverage = coverage & np.isfinite(true_background)
         filaments = np.zeros(shape)
         filament_truth = np.zeros(shape, dtype=bool)
@@ -502,7 +600,7 @@ def simulate_map(
     )
     true_background = np.where(coverage, true_background, np.nan)
     noise = np.where(coverage, noise, np.nan)
-    header = _map_header(wcs, inst, unit, fwhm_pixels, noise_std, regime, seed)
+    header = _map_header(wcs, inst, unit, beam, pixel_scale, noise_std, regime, seed)
     data = CCDData(
         true_background + source_map + noise,
         unit=unit,

@@ -44,6 +44,11 @@ def scan_stripes(
     ndarray
         Zero-mean, unit-std float64 map.
 
+    Raises
+    ------
+    ValueError
+        If ``stripe_width`` is not positive.
+
     Examples
     --------
     >>> import numpy as np
@@ -108,6 +113,12 @@ def map_noise(
     -------
     ndarray
         Float64 noise map.
+
+    Raises
+    ------
+    ValueError
+        If ``noise_std`` is not positive and finite, ``correlated_fraction``
+        not between 0 and 1, or ``stripe_width`` not positive.
 
     Examples
     --------

@@ -6,10 +6,12 @@ side by side, on the same colour scale.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ..io import check_output_path, publish_file
 from .maps import SimulatedMap
 
 __all__ = ["plot_preview"]
@@ -24,12 +26,15 @@ def plot_preview(
     Both panels share one colour scale (0.5 to 99.5 percentiles of the
     map); the injected sources are circled on the map. Uses matplotlib's
     Agg canvas, so no display is needed and pyplot's state is untouched.
+    The image is written to a temporary name and renamed into place, so a
+    failure never leaves half a file.
 
     Parameters
     ----------
     sim : `~nemesis_bkg.simulate.SimulatedMap`
     path : str or path-like
-        Output PNG file.
+        Output file; PNG unless its suffix names another format matplotlib
+        writes (e.g. ``.pdf``).
     overwrite : bool, optional
         Replace an existing file.
     dpi : int, optional
@@ -41,8 +46,12 @@ def plot_preview(
 
     Raises
     ------
+    TypeError
+        If ``sim`` is not a `~nemesis_bkg.simulate.SimulatedMap`.
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
 
     Examples
     --------
@@ -56,9 +65,12 @@ def plot_preview(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if not isinstance(sim, SimulatedMap):
+        raise TypeError(
+            f"sim must be a SimulatedMap (from simulate_map), got {type(sim).__name__}."
+        )
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    check_output_path(path, overwrite=overwrite)
     observed = np.asarray(sim.data.data)
     low, high = np.nanpercentile(observed, [0.5, 99.5])
     unit = sim.data.unit.to_string() if sim.data.unit is not None else ""
@@ -83,5 +95,10 @@ def plot_preview(
         linewidths=0.6,
     )
     figure.colorbar(shown, ax=axes, shrink=0.8, label=unit)
-    figure.savefig(path, dpi=dpi)
+    temporary = path.with_name(f".nemesis-{uuid.uuid4().hex}{path.suffix}.part")
+    try:
+        figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+        publish_file(temporary, path, overwrite=overwrite)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

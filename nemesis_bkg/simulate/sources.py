@@ -59,6 +59,11 @@ def draw_peak_snr(
     -------
     ndarray
 
+    Raises
+    ------
+    ValueError
+        If ``snr_range`` is not two numbers with ``0 < low <= high``.
+
     Examples
     --------
     >>> import numpy as np
@@ -67,7 +72,12 @@ def draw_peak_snr(
     >>> bool(snr.min() >= 3.0 and snr.max() <= 3000.0)
     True
     """
-    low, high = (float(value) for value in snr_range)
+    try:
+        low, high = (float(value) for value in snr_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"snr_range must be two numbers (low, high), got {snr_range!r}."
+        ) from None
     if not 0 < low <= high or not np.isfinite(high):
         raise ValueError(f"snr_range must be (low, high) with 0 < low <= high, got {snr_range}.")
     uniform = rng.uniform(0.0, 1.0, n_sources)
@@ -120,13 +130,20 @@ def draw_sources(
         Pixels that attract a share of the sources (e.g. filaments, where
         stars form).
     preferred_fraction : float, optional
-        Share of the non-companion sources drawn inside ``preferred``.
+        Share (0 to 1) of the non-companion sources drawn inside ``preferred``.
     snr_slope : float, optional
         See `draw_peak_snr`.
 
     Returns
     -------
     `SourceDraw`
+
+    Raises
+    ------
+    ValueError
+        If ``n_sources`` is negative, ``close_pair_fraction`` is not between 0
+        and 0.5, ``preferred_fraction`` not between 0 and 1, ``snr_range`` is
+        invalid, or no pixel is allowed.
 
     Examples
     --------
@@ -144,6 +161,8 @@ def draw_sources(
         raise ValueError(
             f"close_pair_fraction must be between 0 and 0.5, got {close_pair_fraction}."
         )
+    if not 0.0 <= preferred_fraction <= 1.0:
+        raise ValueError(f"preferred_fraction must be between 0 and 1, got {preferred_fraction}.")
     if n_sources and not allowed.any():
         raise ValueError(
             "no pixel can hold a source (map too small or fully uncovered); "

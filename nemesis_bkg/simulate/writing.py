@@ -27,7 +27,8 @@ def write_simulated_map(
     Extensions: the primary HDU holds ``sim.data`` (header with WCS,
     TELESCOP, INSTRUME, WAVELNTH, BUNIT), ``UNCERT`` its 1-sigma
     uncertainty, then ``BACKGROUND``, ``SOURCES``, ``NOISE`` (images with
-    the same WCS), ``FILMASK`` (uint8 filament mask) and ``CATALOG`` (binary
+    the same WCS and BUNIT as ``UNCERT``), ``FILMASK`` (uint8 filament mask
+    with the WCS) and ``CATALOG`` (binary
     table; read it back with ``QTable.read(path, hdu="CATALOG")``). The file
     is written to a temporary name and renamed into place, so a failure
     never leaves half a file.
@@ -47,8 +48,12 @@ def write_simulated_map(
 
     Raises
     ------
+    TypeError
+        If ``sim`` is not a `~nemesis_bkg.simulate.SimulatedMap`.
     FileExistsError
         If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
 
     Examples
     --------
@@ -70,6 +75,9 @@ def write_simulated_map(
     hdul = sim.data.to_hdu(hdu_uncertainty="UNCERT", hdu_mask=None)
     wcs_header = sim.data.wcs.to_header()
     unit_header = fits.Header({"BUNIT": hdul[0].header.get("BUNIT", "")})
+    # The uncertainty image is a map like the others: give it the WCS and unit too.
+    hdul["UNCERT"].header.update(wcs_header)
+    hdul["UNCERT"].header.update(unit_header)
     for name, image in (
         ("BACKGROUND", sim.background),
         ("SOURCES", sim.sources),
