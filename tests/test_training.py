@@ -3,6 +3,7 @@
 import argparse
 import copy
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -188,3 +189,252 @@ def test_pool_workers_make_samples_in_the_background():
             pool.refresh(0)
         assert pool.batch(4, torch.device("cpu"))["inputs"].shape == (4, 4, 32, 32)
     assert pool._executor is None
+
+
+def test_configuration_values_are_checked(tmp_path):
+    from nemesis_bkg.training.config import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.read_text()
+    cases = {
+        # A typo of an optional key was silently ignored.
+        "workers = 0": ("worker = 0", r"run\.worker is not a known key"),
+        "tile_size = 64": ("tile_size = 60", "multiple of 16"),
+        "batch_size = 16": ("batch_size = 4096", "pool_size .* at least optimizer.batch_size"),
+        "real_fraction = 0.35": ("real_fraction = 1.5", "from 0 to 1"),
+        "fwhm_range = [1.5, 5.0]": ("fwhm_range = [5.0, 1.5]", "pair"),
+        "learning_rate = 1.5e-3": ("learning_rate = 0", "above 0"),
+        "simulated_map_size = 384": ("simulated_map_size = 64", "at least tile_size"),
+        # A missing key was a KeyError deep in the training loop.
+        "max_steps = 20000\n": ("", r"optimizer\.max_steps is missing"),
+    }
+    for old, (new, message) in cases.items():
+        assert old in text
+        broken = tmp_path / "broken.toml"
+        broken.write_text(text.replace(old, new, 1))
+        with pytest.raises(ValueError, match=message):
+            load_config(broken)
+    from nemesis_bkg.training.config import check_config
+
+    config = load_config()
+    config["data"]["tile_size"] = 64.0
+    with pytest.raises(ValueError, match="must be an integer"):
+        check_config(config)
+    with pytest.raises(ValueError, match="must be an integer"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_flux_loss_averages_over_tiles_with_holes():
+    inputs = torch.zeros(2, 4, 8, 8)
+    holes = torch.zeros(2, 1, 8, 8)
+    holes[0, :, 2:4, 2:4] = 1  # the second tile has no hole: no in-hole error to average
+    outputs = torch.zeros(2, 2, 8, 8)
+    outputs[:, 0] = 0.5
+    losses = inpainting_losses(outputs, inputs, torch.zeros(2, 1, 8, 8), holes,
+                               torch.ones(2, 1, 8, 8))
+    assert float(losses["flux"]) == pytest.approx(0.5)
+
+
+def test_losses_ignore_pixels_without_a_true_background():
+    generator = torch.Generator().manual_seed(0)
+    outputs = torch.randn(2, 2, 16, 16, generator=generator)
+    inputs = torch.randn(2, 4, 16, 16, generator=generator)
+    target = torch.randn(2, 1, 16, 16, generator=generator)
+    holes = torch.zeros(2, 1, 16, 16)
+    holes[..., 4:10, 4:10] = 1
+    valid = torch.ones(2, 1, 16, 16)
+    valid[..., :, 10:] = 0  # no data right of the hole, as at a scan edge
+    before = inpainting_losses(outputs, inputs, target, holes, valid)
+    changed_inputs, changed_target = inputs.clone(), target.clone()
+    changed_inputs[:, 0:1] += 5.0 * (1 - valid)
+    changed_target += 7.0 * (1 - valid)
+    after = inpainting_losses(outputs, changed_inputs, changed_target, holes, valid)
+    # SSIM windows reach across the edge by design; no other term may.
+    for name in ("hole", "valid", "flux", "gradient", "nll"):
+        assert float(after[name]) == pytest.approx(float(before[name]), rel=1e-6), name
+
+
+def _tiny_config(**data):
+    config = load_config()
+    config["model"]["channels"] = [4, 8]
+    config["data"].update({"tile_size": 32, "context": 8, "simulated_maps": 1,
+                           "simulated_map_size": 96, "real_fraction": 0.0, "pool_size": 16,
+                           "refresh_per_step": 1, **data})
+    config["optimizer"].update(batch_size=4, warmup_steps=1, max_steps=1000)
+    config["run"].update(validation_samples=8)
+    return config
+
+
+@pytest.fixture(scope="module")
+def overridden_run(tmp_path_factory):
+    """A run given --max-steps and asked for real maps where there are none."""
+    empty = tmp_path_factory.mktemp("no_maps")
+    out = tmp_path_factory.mktemp("overridden") / "run"
+    rates = []
+
+    class RecordingAdamW(torch.optim.AdamW):
+        def step(self, *args, **kwargs):
+            rates.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        patch.setenv("NEMESIS_BKG_REAL_MAPS", str(empty))
+        patch.setattr(torch.optim, "AdamW", RecordingAdamW)
+        train(_tiny_config(real_fraction=0.35), out, max_steps=3, progress=False)
+    return out, rates, [str(warning.message) for warning in caught]
+
+
+def test_a_run_without_the_real_maps_it_asks_for_warns(overridden_run):
+    _, _, caught = overridden_run
+    assert any("no real map was found" in message for message in caught)
+
+
+def test_max_steps_override_ends_the_schedule(overridden_run):
+    _, rates, _ = overridden_run
+    base = load_config()["optimizer"]["learning_rate"]
+    # Cosine decay over the 3 steps asked for, not over the configuration's 1000.
+    assert len(rates) == 3 and rates[-1] < 0.5 * base
+
+
+def test_card_reproduces_the_run_it_describes(overridden_run, samples, tmp_path):
+    out, _, _ = overridden_run
+    weights = tmp_path / "net.safetensors"
+    export_checkpoint(out / "last.ckpt", weights=weights, validation=samples)
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "--max-steps 3" in card and "--max-minutes" not in card
+    assert "none was found when the run was made" in card
+    assert "of the samples cut from the training halves" not in card
+
+
+def test_a_run_folder_is_never_overwritten_unasked(tiny_run, tmp_path):
+    import shutil
+
+    config, out, _ = tiny_run
+    copy_of_run = tmp_path / "run"
+    shutil.copytree(out, copy_of_run)
+    log = (copy_of_run / "log.jsonl").read_text()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(config, copy_of_run, progress=False)
+    assert (copy_of_run / "log.jsonl").read_text() == log
+    metrics = train(config, copy_of_run, overwrite=True, max_steps=2, progress=False)
+    assert metrics["step"] == 2
+    assert (copy_of_run / "log.jsonl").read_text().count("\n") == 1
+
+
+def test_resume_keeps_the_runs_own_configuration(tiny_run, tmp_path):
+    import shutil
+
+    config, out, _ = tiny_run
+    copy_of_run = tmp_path / "run"
+    shutil.copytree(out, copy_of_run)
+    steps = torch.load(copy_of_run / "last.ckpt", weights_only=True)["step"] + 2
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    # No --config: the run's tiny network, not the bundled configuration's.
+    args = parser.parse_args(["--resume", "--out", str(copy_of_run), "--max-steps", str(steps),
+                              "--no-progress"])
+    assert run(args) == 0
+    assert torch.load(copy_of_run / "last.ckpt", weights_only=True)["step"] == steps
+    other = copy.deepcopy(config)
+    other["model"]["channels"] = [4, 8, 16]
+    with pytest.raises(ValueError, match="another network"):
+        train(other, copy_of_run, resume=True, progress=False)
+
+
+def test_export_never_overwrites_unasked(tiny_run, tmp_path, monkeypatch, capsys):
+    from nemesis_bkg import cli
+
+    _, out, _ = tiny_run
+    weights = tmp_path / "net.safetensors"
+    weights.write_bytes(b"someone else's weights")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_checkpoint(out / "best.ckpt", weights=weights)
+    assert weights.read_bytes() == b"someone else's weights"
+    export_checkpoint(out / "best.ckpt", weights=weights, overwrite=True)
+    assert load_model(weights, device="cpu").metadata["training_steps"]
+    # The default destination (the bundled weights, here a stand-in) needs --overwrite too.
+    monkeypatch.setitem(export_checkpoint.__kwdefaults__, "weights", weights)
+    before = weights.read_bytes()
+    assert cli.main(["train", "--export", str(out / "best.ckpt")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--overwrite" in error
+    assert weights.read_bytes() == before
+
+
+def test_command_line_errors_are_one_line(tiny_run, tmp_path, capsys):
+    from nemesis_bkg import cli
+
+    _, out, _ = tiny_run
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("not a checkpoint")
+    weights = str(tmp_path / "net.safetensors")
+    commands = {
+        "not a checkpoint written by nemesis-bkg train":
+            ["--export", str(not_a_checkpoint), "--weights", weights],
+        # Options the export would silently ignore.
+        "--resume, --max-steps has no effect with --export":
+            ["--export", str(out / "last.ckpt"), "--weights", weights, "--resume",
+             "--max-steps", "9"],
+    }
+    for message, arguments in commands.items():
+        assert cli.main(["train", *arguments]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error
+    assert not (tmp_path / "net.safetensors").exists()
+
+
+def test_python_m_training_reports_errors_in_one_line(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["nemesis_bkg.training", "--config",
+                                      str(tmp_path / "none.toml")])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_module("nemesis_bkg.training", run_name="__main__")
+    assert exit_status.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("nemesis-bkg train: error: no configuration file")
+    assert error.count("\n") == 1
+
+
+def test_drawing_samples_fails_clearly_instead_of_looping():
+    from nemesis_bkg.training.pool import draw_samples
+
+    options = {"tile_size": 16, "context": 8}
+    with pytest.raises(ValueError, match="no background views"):
+        draw_samples([], [], 1, np.random.default_rng(0), real_fraction=0.0,
+                     sample_options=options)
+    no_data = BackgroundView(np.full((64, 64), np.nan), None, 1.0, 3.0, "empty")
+    with pytest.raises(ValueError, match="no training sample could be made"):
+        draw_samples([no_data], [], 1, np.random.default_rng(0), real_fraction=0.0,
+                     sample_options=options)
+
+
+def test_pool_stops_its_workers_when_filling_fails(monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nemesis_bkg.training import pool as pool_module
+
+    executors = []
+
+    class InterruptedExecutor(ProcessPoolExecutor):
+        """Ctrl-C arrives while the pool hands out its chunks."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            executors.append(self)
+
+        def submit(self, function, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool_module, "ProcessPoolExecutor", InterruptedExecutor)
+    with pytest.raises(KeyboardInterrupt):
+        SamplePool([power_law_view(9)], [], 128, np.random.default_rng(3), real_fraction=0.0,
+                   sample_options={"tile_size": 32, "context": 8}, workers=1)
+    (executor,) = executors
+    try:
+        with pytest.raises(RuntimeError, match="shutdown"):
+            ProcessPoolExecutor.submit(executor, abs, 1)
+    finally:
+        executor.shutdown(wait=True)

@@ -1,11 +1,7 @@
-"""``python -m nemesis_bkg.training``: the same as ``nemesis-bkg train``."""
+"""``python -m nemesis_bkg.training``: the same as ``nemesis-bkg train``, exit status included."""
 
-import argparse
 import sys
 
-from .command import add_arguments, run
+from ..cli import main
 
-parser = argparse.ArgumentParser(prog="python -m nemesis_bkg.training",
-                                 description="train or fine-tune the inpainting network")
-add_arguments(parser)
-sys.exit(run(parser.parse_args()))
+sys.exit(main(["train", *sys.argv[1:]]))

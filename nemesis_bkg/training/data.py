@@ -76,6 +76,18 @@ def hole_radius_pixels(peak_snr: float, fwhm_pixels: float) -> float:
     See `nemesis_bkg.masking.holes.hole_radius` (beam sigma times
     sqrt(2 ln SNR) plus half the FWHM, by default).
 
+    Parameters
+    ----------
+    peak_snr : float
+        Peak signal-to-noise ratio of the source.
+    fwhm_pixels : float
+        Beam FWHM in pixels.
+
+    Returns
+    -------
+    float
+        The hole radius in pixels.
+
     Examples
     --------
     >>> hole_radius_pixels(100.0, 3.0) > hole_radius_pixels(10.0, 3.0)
@@ -154,7 +166,9 @@ def make_sample(
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> view = BackgroundView(rng.normal(size=(128, 128)), None, 0.1, 3.0, "test")
-    >>> sample = make_sample(view, rng)  # doctest: +SKIP
+    >>> sample = make_sample(view, rng)
+    >>> sample.inputs.shape, bool(sample.holes.any())
+    ((4, 64, 64), True)
     """
     canvas = tile_size + 2 * context
     truth, noise = _crop(view, canvas, rng)
@@ -229,6 +243,23 @@ def simulated_views(
     random; the truth is the simulated noiseless background and the noise
     the simulated noise (with its scan stripes).
 
+    Parameters
+    ----------
+    count : int
+        Maps to simulate.
+    size : int, optional
+        Side of each map in pixels.
+    fwhm_range : tuple of float, optional
+        Beam FWHM range in pixels (log-uniform).
+    contrast_range : tuple of float, optional
+        Range of background robust std over noise std (log-uniform).
+    seed : int, optional
+        Fixes every map.
+
+    Returns
+    -------
+    list of `BackgroundView`
+
     Examples
     --------
     >>> views = simulated_views(1, size=128)  # doctest: +SKIP
@@ -278,6 +309,24 @@ def real_map_views(
     default configuration skips the GLIMPSE map: its crowded stars are
     compact sources, not background). Empty when the maps are absent.
 
+    Parameters
+    ----------
+    zoom_range : tuple of float, optional
+        Range of the resampling factor (log-uniform).
+    contrast_range : tuple of float, optional
+        Range of background robust std over added noise std (log-uniform).
+    views_per_map : int, optional
+        Random zooms of each map (views smaller than 112 pixels or without
+        structure are left out).
+    exclude : tuple of str, optional
+        Parts of file names of maps to skip.
+    seed : int, optional
+        Fixes the zooms and contrasts.
+
+    Returns
+    -------
+    list of `BackgroundView`
+
     Examples
     --------
     >>> views = real_map_views(views_per_map=1)  # doctest: +SKIP
@@ -303,7 +352,7 @@ def real_map_views(
             factor = contrast / spread
             # The map's own pixel noise stays in the truth: the added noise is never
             # below it, so no tile asks for more than the noise allows.
-            own_noise = real_map_noise(np.where(finite, resampled, np.nan))
+            own_noise = real_map_noise(resampled, finite)
             views.append(BackgroundView(
                 truth=np.where(finite, (resampled - np.median(values)) * factor, np.nan),
                 noise=None,

@@ -5,14 +5,14 @@ engine's metadata, and the model card with validation figures and sha256.
 
 from __future__ import annotations
 
-import json
-import tomllib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from ..model import DEFAULT_WEIGHTS, save_model
+from .config import check_config, checkpoint_config, read_checkpoint
 from .loop import build_model, validate, validation_samples
 
 __all__ = ["export_checkpoint"]
@@ -48,9 +48,7 @@ peak never sets the scale (it lies in a hole).
   ({map_size}x{map_size}, all six Herschel bands, regimes cirrus / filamentary / confusion,
   contrast (background std / noise) {contrast_range[0]:g} to {contrast_range[1]:g}, their
   simulated noise with scan stripes), and
-  {real_share:.0%} of the samples cut from the training halves of the real maps of
-  `../shared/data/real_maps` (randomly zoomed, rotated, flipped, rescaled; their own noise
-  stays in the truth); the benchmark scores on the other halves.
+  {real_text}
 - Beam sampling: FWHM {fwhm_range[0]:g} to {fwhm_range[1]:g} pixels per beam (all Herschel
   bands: PACS 70 um to SPIRE 500 um at their usual pixels); bands: PACS 70/100/160, SPIRE
   250/350/500 and any map sampled within that range.
@@ -82,18 +80,43 @@ Exported {date}.
 ## Reproduce
 
 ```
-nemesis-bkg train --config {config_path} --out runs/default --device {device}
-nemesis-bkg train --export runs/default/best.ckpt
+nemesis-bkg train --config {config_path} --out runs/default --device {device}{limits}
+nemesis-bkg train --export runs/default/{checkpoint_name} {destination}
 ```
 """
 
 
-def _checkpoint_config(text):
-    """The configuration stored in a checkpoint: JSON, or the TOML text of a config file."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return tomllib.loads(text)
+def _real_text(state, data):
+    """The card's words on the real maps the run drew samples from."""
+    if float(data["real_fraction"]) == 0:
+        return "no real maps (`real_fraction` = 0)."
+    # Checkpoints of earlier versions do not record it: trust the configuration then.
+    if state.get("real_views", 1) == 0:
+        return ("no real maps: none was found when the run was made, so every sample came "
+                "from the simulated maps.")
+    return (f"{float(data['real_fraction']):.0%} of the samples cut from the training halves of "
+            "the real maps of\n  `../shared/data/real_maps` (randomly zoomed, rotated, flipped, "
+            "rescaled; their own noise\n  stays in the truth); the benchmark scores on the other "
+            "halves.")
+
+
+def _limit_options(state, optimizer):
+    """Command-line options for the limits the run was given in place of the configuration's."""
+    limits = state.get("limits", {})
+    options = ""
+    if "max_minutes" in limits and limits["max_minutes"] != float(optimizer["max_minutes"]):
+        options += f" --max-minutes {limits['max_minutes']:g}"
+    if "max_steps" in limits and limits["max_steps"] != int(optimizer["max_steps"]):
+        options += f" --max-steps {limits['max_steps']}"
+    return options
+
+
+def _write_text_atomically(path, text):
+    """Write a text file beside its name and rename it over, so it is never half-written."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.chmod(partial, 0o644)
+    partial.replace(path)
 
 
 def _validation_text(metrics, samples_total):
@@ -143,6 +166,7 @@ def export_checkpoint(
     config: dict | None = None,
     notes: str = "",
     validation: list | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """
     Write the safetensors weights and the model card from a checkpoint.
@@ -162,6 +186,9 @@ def export_checkpoint(
         Free text for the card's "Notes" section (e.g. how the run went).
     validation : list of `~nemesis_bkg.training.data.Sample`, optional
         Validation samples; the configuration's fixed-seed set by default.
+    overwrite : bool, optional
+        Replace an existing weights file or model card (the bundled weights
+        are only replaced with it).
 
     Returns
     -------
@@ -169,21 +196,46 @@ def export_checkpoint(
         The validation metrics written in the card, plus ``sha256`` and
         ``sigma_calibration``.
 
+    Raises
+    ------
+    FileExistsError
+        If the weights file or its model card exists and ``overwrite`` is
+        False.
+    FileNotFoundError
+        If there is no file at ``checkpoint``.
+    ValueError
+        If ``checkpoint`` is not a training checkpoint, or does not fit
+        ``config``'s network.
+
     Examples
     --------
     >>> export_checkpoint("runs/default/best.ckpt")  # doctest: +SKIP
     """
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    checkpoint, weights = Path(checkpoint), Path(weights)
+    state = read_checkpoint(checkpoint)
+    card_path = weights.parent / "MODEL_CARD.md"
+    if not overwrite:
+        # Checked before the validation, which takes a while.
+        for path in (weights, card_path):
+            if path.exists():
+                raise FileExistsError(
+                    f"{path} exists; pass overwrite=True (--overwrite) to replace it, or write "
+                    "elsewhere with weights= (--weights)"
+                )
     config_path = state.get("config_path") or "CONFIG.toml"
     if config is None:
-        config = _checkpoint_config(state["config"])
+        config = checkpoint_config(checkpoint)
     else:
+        check_config(config)
         config_path = config.get("path", config_path)
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(
+            f"{checkpoint} holds another network than the configuration's [model] channels = "
+            f"{config['model']['channels']}: {error}"
+        ) from error
     model.eval()
     samples = validation if validation is not None else validation_samples(config)
     calibration = validate(model, samples[::2])["calibration_needed"]
@@ -197,7 +249,6 @@ def export_checkpoint(
         "normalisation": "median and 1.4826 MAD of trusted tile pixels",
         "training_steps": str(state["step"]),
     }
-    weights = Path(weights)
     sha256 = save_model(model, weights, metadata=metadata)
     if "nemesis_bkg/training/configs/" in config_path:
         config_path = "nemesis_bkg/training/configs/" + config_path.rsplit("/", 1)[1]
@@ -211,7 +262,7 @@ def export_checkpoint(
         simulated_maps=data["simulated_maps"],
         map_size=data["simulated_map_size"],
         contrast_range=data["contrast_range"],
-        real_share=float(data["real_fraction"]),
+        real_text=_real_text(state, data),
         fwhm_range=data["fwhm_range"],
         snr_range=data["snr_range"],
         max_extra=data["max_extra_sources"],
@@ -226,7 +277,11 @@ def export_checkpoint(
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         validation=_validation_text(metrics, len(samples)),
         config_path=config_path,
+        limits=_limit_options(state, config["optimizer"]),
+        checkpoint_name=checkpoint.name,
+        destination=("--overwrite" if weights.resolve() == DEFAULT_WEIGHTS.resolve()
+                     else f"--weights {weights.name}"),
         notes=notes or "None.",
     )
-    (weights.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    _write_text_atomically(card_path, card)
     return dict(metrics, sha256=sha256, sigma_calibration=calibration)

@@ -11,13 +11,15 @@ import math
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..model import PConvUNet, resolve_device
-from .data import Sample, real_map_views, simulated_views
+from .config import check_config, read_checkpoint
+from .data import BackgroundView, Sample, real_map_views, simulated_views
 from .losses import LOSS_NAMES, inpainting_losses, predictions
 from .pool import SamplePool, batch_tensors, draw_samples
 
@@ -27,10 +29,23 @@ __all__ = ["build_model", "make_views", "sample_options", "train", "validate",
 #: Seed offset that keeps the validation maps apart from the training maps.
 VALIDATION_SEED_OFFSET = 1000
 
+#: The files of a run folder that a new run would replace.
+RUN_FILES = ("last.ckpt", "best.ckpt", "log.jsonl")
+
 
 def build_model(config: dict) -> PConvUNet:
     """
     The network described by a configuration.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration with a ``model`` section.
+
+    Returns
+    -------
+    `~nemesis_bkg.model.PConvUNet`
+        A freshly initialised network.
 
     Examples
     --------
@@ -43,6 +58,18 @@ def build_model(config: dict) -> PConvUNet:
 def sample_options(config: dict) -> dict:
     """
     Keywords of `~nemesis_bkg.training.data.make_sample` from a configuration.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration with a ``data`` section.
+
+    Returns
+    -------
+    dict
+        ``tile_size``, ``context``, ``fwhm_range``, ``snr_range``,
+        ``max_extra_sources``, ``extra_hole_probability`` and
+        ``nan_edge_probability``.
 
     Examples
     --------
@@ -62,9 +89,22 @@ def sample_options(config: dict) -> dict:
     }
 
 
-def make_views(config: dict, seed: int):
+def make_views(config: dict, seed: int) -> tuple[list[BackgroundView], list[BackgroundView]]:
     """
     Simulated and real background views for one seed.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration with a ``data`` section.
+    seed : int
+        Seed of the simulated maps and of the real maps' zooms.
+
+    Returns
+    -------
+    views, real : list of `~nemesis_bkg.training.data.BackgroundView`
+        The simulated backgrounds, and the real ones (empty when
+        ``real_fraction`` is 0 or no real map is found).
 
     Examples
     --------
@@ -87,6 +127,14 @@ def make_views(config: dict, seed: int):
             exclude=tuple(data.get("real_maps_exclude", ())),
             seed=seed,
         )
+        # Strong zooms out can leave a map smaller than the canvas a sample is cut from.
+        canvas = int(data["tile_size"]) + 2 * int(data["context"])
+        fitting = [view for view in real if min(view.truth.shape) >= canvas]
+        if len(fitting) < len(real):
+            warnings.warn(f"{len(real) - len(fitting)} of {len(real)} real-map views are smaller "
+                          f"than the {canvas}-pixel canvas of a sample and are left out",
+                          UserWarning, stacklevel=2)
+        real = fitting
     return views, real
 
 
@@ -94,8 +142,20 @@ def validation_samples(config: dict) -> list[Sample]:
     """
     The fixed-seed validation set (maps simulated with other seeds than training).
 
+    Parameters
+    ----------
+    config : dict
+        A configuration; its ``run.seed`` and ``run.validation_samples``
+        and its ``data`` section fix the set.
+
+    Returns
+    -------
+    list of `~nemesis_bkg.training.data.Sample`
+        The same samples for the same configuration and real maps.
+
     Examples
     --------
+    >>> from nemesis_bkg.training.config import load_config
     >>> samples = validation_samples(load_config())  # doctest: +SKIP
     """
     seed = int(config["run"]["seed"]) + VALIDATION_SEED_OFFSET
@@ -117,6 +177,18 @@ def validate(
     """
     Score the network on validation samples, in units of the map noise.
 
+    Parameters
+    ----------
+    model : `~nemesis_bkg.model.PConvUNet`
+        The network, on ``device``; it is put back in training mode after
+        if it was in it.
+    samples : list of `~nemesis_bkg.training.data.Sample`
+        Validation samples (see `validation_samples`).
+    device : str or `torch.device`, optional
+        Where the network runs.
+    sigma_calibration : float, optional
+        Factor on the predicted uncertainty.
+
     Returns
     -------
     dict
@@ -133,7 +205,13 @@ def validate(
         / noise (what photometry inherits); ``coverage_1sigma``: fraction of
         in-hole pixels with |error| <= the predicted 1-sigma (times
         ``sigma_calibration``); ``calibration_needed``: the factor that would
-        make that fraction 68.27 %.
+        make that fraction 68.27 %; ``bright_fraction``: share of the in-hole
+        pixels in bright samples; ``samples``: how many samples were given.
+
+    Raises
+    ------
+    ValueError
+        If no sample has a hole with a true background.
 
     Examples
     --------
@@ -196,13 +274,11 @@ def validate(
     return metrics
 
 
-def _learning_rate(config, step, seconds, max_minutes):
-    optimizer = config["optimizer"]
-    base = float(optimizer["learning_rate"])
-    warmup = int(optimizer["warmup_steps"])
+def _learning_rate(step, seconds, *, base, warmup, max_steps, max_minutes):
+    """Linear warm-up, then a cosine decay that ends at max_steps or max_minutes."""
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = max(step / int(optimizer["max_steps"]), seconds / (60.0 * max_minutes))
+    progress = max(step / max_steps, seconds / (60.0 * max_minutes))
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
@@ -235,9 +311,10 @@ def train(
     out: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     max_minutes: float | None = None,
     max_steps: int | None = None,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     progress: bool = True,
 ) -> dict:
     """
@@ -250,11 +327,17 @@ def train(
     out : str or `~pathlib.Path`
         Run folder (checkpoints, ``log.jsonl``).
     resume : bool, optional
-        Continue from ``out/last.ckpt``.
+        Continue from ``out/last.ckpt``: the network, the optimizer, the step
+        and the minutes trained so far, and the best validation figure.
+        ``config`` governs the rest of the run.
+    overwrite : bool, optional
+        Start afresh in a run folder that already holds a run, deleting its
+        ``last.ckpt``, ``best.ckpt`` and ``log.jsonl``.
     max_minutes, max_steps : optional
         Override the configuration's limits (minutes of training in total,
-        across resumes).
-    device : str, optional
+        across resumes, and steps in total); the learning-rate schedule ends
+        at whichever comes first.
+    device : str or `torch.device`, optional
         ``"auto"`` (a GPU when present), ``"cpu"`` or ``"cuda"``.
     progress : bool, optional
         Show the progress bar.
@@ -264,18 +347,42 @@ def train(
     dict
         The last validation metrics, plus ``step`` and ``train_seconds``.
 
+    Raises
+    ------
+    FileExistsError
+        If ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+    FileNotFoundError
+        If ``resume`` is set and there is no ``out/last.ckpt``.
+    ValueError
+        If the configuration or the limits are wrong, or the checkpoint does
+        not fit the configuration's network.
+
     Examples
     --------
+    >>> from nemesis_bkg.training.config import load_config
     >>> train(load_config(), "runs/example", max_minutes=1)  # doctest: +SKIP
     """
+    check_config(config)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    run = config["run"]
-    torch.set_num_threads(int(run["threads"]))
-    device = resolve_device(device)
     optimizer_config = config["optimizer"]
     max_minutes = float(max_minutes if max_minutes is not None else optimizer_config["max_minutes"])
     max_steps = int(max_steps if max_steps is not None else optimizer_config["max_steps"])
+    if not max_minutes > 0 or max_steps < 1:
+        raise ValueError(f"max_minutes ({max_minutes}) must be above 0 and max_steps "
+                         f"({max_steps}) at least 1")
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if resume and not (out / "last.ckpt").is_file():
+        raise FileNotFoundError(f"--resume given but there is no {out / 'last.ckpt'}")
+    if existing and not resume and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(existing)}); pass resume=True (--resume) to "
+            "continue it or overwrite=True (--overwrite) to start afresh"
+        )
+    run = config["run"]
+    device = resolve_device(device)
+    torch.set_num_threads(int(run["threads"]))
     seed = int(run["seed"])
     torch.manual_seed(seed)
     model = build_model(config).to(device)
@@ -286,31 +393,45 @@ def train(
              "config_path": config.get("path", ""), "device": str(device),
              "hardware": _hardware(device, run)}
     if resume:
-        checkpoint_path = out / "last.ckpt"
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume given but there is no {checkpoint_path}")
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(checkpoint.pop("model"))
+        checkpoint = read_checkpoint(out / "last.ckpt", device=device)
+        try:
+            model.load_state_dict(checkpoint.pop("model"))
+        except RuntimeError as error:
+            raise ValueError(
+                f"{out / 'last.ckpt'} holds another network than the configuration's "
+                f"[model] channels = {config['model']['channels']}; resume with the run's own "
+                f"configuration: {error}"
+            ) from error
         optimizer.load_state_dict(checkpoint.pop("optimizer"))
         # The configuration given now governs the rest of the run (and the export).
         state.update({key: value for key, value in checkpoint.items()
                       if key not in ("config", "config_path")})
         seed += state["step"]  # fresh samples after a resume
+    # What the export's model card must say to reproduce the run.
+    state["limits"] = {"max_minutes": max_minutes, "max_steps": max_steps}
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in existing:
+            (out / name).unlink()
 
     rng = np.random.default_rng(seed)
     print("building background views and the validation set...", flush=True)
     views, real = make_views(config, int(run["seed"]))
+    if float(config["data"]["real_fraction"]) > 0 and not real:
+        warnings.warn(
+            "data.real_fraction is above 0 but no real map was found (set NEMESIS_BKG_REAL_MAPS "
+            "to a folder of FITS maps): every sample is cut from the simulated maps",
+            UserWarning, stacklevel=2,
+        )
+    state["real_views"] = len(real)
     validation = validation_samples(config)
-    pool = SamplePool(views, real, int(config["data"]["pool_size"]), rng,
-                      real_fraction=float(config["data"]["real_fraction"]),
-                      sample_options=sample_options(config), progress=progress,
-                      workers=int(run.get("workers", 0)))
     weights = {name: float(config["loss"][name]) for name in LOSS_NAMES}
     batch_size = int(optimizer_config["batch_size"])
     refresh = int(config["data"]["refresh_per_step"])
+    schedule = {"base": float(optimizer_config["learning_rate"]),
+                "warmup": int(optimizer_config["warmup_steps"]),
+                "max_steps": max_steps, "max_minutes": max_minutes}
     running = {}
-    last_checkpoint = last_validation = time.monotonic()
-    started = time.monotonic() - state["train_seconds"]
     metrics = {}
 
     def checkpoint_and_validate():
@@ -326,48 +447,57 @@ def train(
             _save(out / "best.ckpt", model, optimizer, dict(state, metrics=metrics))
         _save(out / "last.ckpt", model, optimizer, dict(state, metrics=metrics))
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    # The pool stops its sample workers however the loop ends, Ctrl-C included.
+    with SamplePool(views, real, int(config["data"]["pool_size"]), rng,
+                    real_fraction=float(config["data"]["real_fraction"]),
+                    sample_options=sample_options(config), progress=progress,
+                    workers=int(run.get("workers", 0))) as pool:
+        last_checkpoint = last_validation = time.monotonic()
+        started = time.monotonic() - state["train_seconds"]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_steps, initial=state["step"], desc="training", unit="step",
-                   mininterval=10.0)
-    with pool:  # stops the sample workers however the loop ends
+            bar = tqdm(total=max_steps, initial=state["step"], desc="training", unit="step",
+                       mininterval=10.0)
         model.train()
-        while state["step"] < max_steps and (time.monotonic() - started) < 60.0 * max_minutes:
-            learning_rate = _learning_rate(config, state["step"], time.monotonic() - started,
-                                           max_minutes)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate
-            batch = pool.batch(batch_size, device)
-            outputs = model(batch["inputs"], batch["coverage"])
-            losses = inpainting_losses(outputs, batch["inputs"], batch["target"], batch["holes"],
-                                       batch["valid"])
-            total = sum(weights[name] * losses[name] for name in LOSS_NAMES)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            pool.refresh(refresh)
-            state["step"] += 1
-            # One copy to the host per step: a GPU waits for each one.
-            values = torch.stack([total.detach(), *(loss.detach() for loss in losses.values())])
-            for name, value in zip(("total", *losses), values.float().cpu().tolist(),
-                                   strict=True):
-                running[name] = 0.98 * running.get(name, value) + 0.02 * value
+        try:
+            while (state["step"] < max_steps
+                   and (time.monotonic() - started) < 60.0 * max_minutes):
+                learning_rate = _learning_rate(state["step"], time.monotonic() - started,
+                                               **schedule)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate
+                batch = pool.batch(batch_size, device)
+                outputs = model(batch["inputs"], batch["coverage"])
+                losses = inpainting_losses(outputs, batch["inputs"], batch["target"],
+                                           batch["holes"], batch["valid"])
+                total = sum(weights[name] * losses[name] for name in LOSS_NAMES)
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                pool.refresh(refresh)
+                state["step"] += 1
+                # One copy to the host per step: a GPU waits for each one.
+                values = torch.stack([total.detach(), *(loss.detach() for loss in losses.values())])
+                for name, value in zip(("total", *losses), values.float().cpu().tolist(),
+                                       strict=True):
+                    running[name] = 0.98 * running.get(name, value) + 0.02 * value
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({name: f"{value:.4f}" for name, value in running.items()},
+                                    refresh=False)
+                now = time.monotonic()
+                if now - last_validation > 60.0 * float(run["validate_minutes"]):
+                    checkpoint_and_validate()
+                    last_validation = last_checkpoint = time.monotonic()
+                elif now - last_checkpoint > 60.0 * float(run["checkpoint_minutes"]):
+                    state["train_seconds"] = now - started
+                    _save(out / "last.ckpt", model, optimizer, dict(state, metrics=metrics))
+                    last_checkpoint = now
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix({name: f"{value:.4f}" for name, value in running.items()},
-                                refresh=False)
-            now = time.monotonic()
-            if now - last_validation > 60.0 * float(run["validate_minutes"]):
-                checkpoint_and_validate()
-                last_validation = last_checkpoint = time.monotonic()
-            elif now - last_checkpoint > 60.0 * float(run["checkpoint_minutes"]):
-                state["train_seconds"] = now - started
-                _save(out / "last.ckpt", model, optimizer, dict(state, metrics=metrics))
-                last_checkpoint = now
-    if bar is not None:
-        bar.close()
+                bar.close()
     checkpoint_and_validate()
     return dict(metrics, step=state["step"], train_seconds=state["train_seconds"])

@@ -84,13 +84,16 @@ def inpainting_losses(
 
     Terms: ``hole`` L1 inside the holes; ``valid`` L1 of the prediction
     outside the holes (keeps the correction field continuous across the hole
-    edge); ``flux`` the mean absolute per-tile mean error inside the holes
-    (what aperture photometry of the source would inherit); ``ssim`` 1 - SSIM
-    (window 5) near the holes; ``gradient`` L1 of the finite differences
-    touching the holes (the small-scale structure a power spectrum checks);
-    ``nll`` the Gaussian negative log-likelihood of the error under the
-    predicted uncertainty (the prediction is detached, so this term trains
-    the uncertainty only).
+    edge); ``flux`` the absolute mean error inside the holes of a tile,
+    averaged over the tiles that have holes (what aperture photometry of the
+    source would inherit); ``ssim`` 1 - SSIM (window 5) near the holes;
+    ``gradient`` L1 of the finite differences of the composite's error
+    between neighbouring pixels with a true background, one of them in a
+    hole (the small-scale structure a power spectrum checks); ``nll`` the
+    Gaussian negative log-likelihood of the error under the predicted
+    uncertainty (the prediction is detached, so this term trains the
+    uncertainty only). Pixels without a true background (``valid`` 0) count
+    in no term but through the SSIM windows of their neighbours.
 
     Parameters
     ----------
@@ -120,16 +123,21 @@ def inpainting_losses(
     holes = holes * valid
     prediction, composite, log_sigma = predictions(outputs, inputs, holes)
     error = prediction - target
-    per_tile_holes = holes.sum(dim=(1, 2, 3)).clamp(min=1.0)
+    per_tile_holes = holes.sum(dim=(1, 2, 3))
+    tiles_with_holes = (per_tile_holes > 0).to(error.dtype)
+    per_tile_mean = (error * holes).sum(dim=(1, 2, 3)) / per_tile_holes.clamp(min=1.0)
     near_holes = F.max_pool2d(holes, 5, stride=1, padding=2) * valid
-    touching_rows = torch.maximum(holes[..., 1:, :], holes[..., :-1, :])
-    touching_cols = torch.maximum(holes[..., :, 1:], holes[..., :, :-1])
+    # Pairs of neighbours touching a hole, both with a true background.
+    touching_rows = (torch.maximum(holes[..., 1:, :], holes[..., :-1, :])
+                     * valid[..., 1:, :] * valid[..., :-1, :])
+    touching_cols = (torch.maximum(holes[..., :, 1:], holes[..., :, :-1])
+                     * valid[..., :, 1:] * valid[..., :, :-1])
     composite_error = composite - target
     standardised = error.detach() * torch.exp(-log_sigma)
     return {
         "hole": _masked_mean(error.abs(), holes),
         "valid": _masked_mean(error.abs(), valid * (1 - holes)),
-        "flux": ((error * holes).sum(dim=(1, 2, 3)) / per_tile_holes).abs().mean(),
+        "flux": _masked_mean(per_tile_mean.abs(), tiles_with_holes),
         "ssim": 1 - _masked_mean(_ssim_map(composite, target), near_holes),
         "gradient": 0.5 * (
             _masked_mean((composite_error[..., 1:, :] - composite_error[..., :-1, :]).abs(),
