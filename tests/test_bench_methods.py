@@ -108,3 +108,29 @@ def test_ours_is_available_or_says_why():
         result = ours(data, holes, np.ones((64, 64), bool), FWHM)
         assert result.error is not None and result.error.shape == (64, 64)
         np.testing.assert_array_equal(result.background[~holes], data[~holes])
+
+
+def test_ours_reads_the_weights_once(monkeypatch):
+    # Reading and checksumming the weights file is not inpainting: like the peers'
+    # imports, it must stay out of every timed call.
+    import nemesis_bkg.engine.inference as inference
+    import nemesis_bkg.model as model_module
+
+    loads = []
+    original = model_module.load_model
+
+    def counting_load_model(*args, **kwargs):
+        loads.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "load_model", counting_load_model)
+    monkeypatch.setattr(inference, "load_model", counting_load_model)
+    ours, reason = methods.load_ours()
+    if ours is None:
+        pytest.skip(f"ours is not available: {reason}")
+    yy, xx = np.mgrid[:64, :64]
+    data = np.sin(xx / 9.0) + np.cos(yy / 7.0)
+    holes = disc_mask((64, 64), [32.0], [32.0], 5.0)
+    for _ in range(2):
+        ours(data, holes, np.ones((64, 64), bool), FWHM)
+    assert len(loads) == 1

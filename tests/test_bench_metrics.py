@@ -109,8 +109,15 @@ def test_calibration_detects_overconfident_errors():
 
 
 def test_calibration_skips_unusable_sigmas():
-    assert metrics.calibration_fraction([0.1, 0.1, 5.0], [1.0, 0.0, np.nan]) == 1.0
-    assert np.isnan(metrics.calibration_fraction([0.1], [0.0]))
+    assert metrics.calibration_fraction([0.1, 0.1, 5.0], [1.0, -1.0, np.nan]) == 1.0
+    assert np.isnan(metrics.calibration_fraction([0.1], [np.nan]))
+
+
+def test_calibration_counts_a_claimed_zero_sigma():
+    # A zero sigma claims the estimate is exact: wrong there, it is outside 1 sigma,
+    # not left out (which would flatter an overconfident error map).
+    assert metrics.calibration_fraction([0.1, 0.1], [1.0, 0.0]) == 0.5
+    assert metrics.calibration_fraction([0.0], [0.0]) == 1.0
 
 
 def test_filament_masking_counts_spurious_holes_and_masked_filament():

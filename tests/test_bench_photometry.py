@@ -104,3 +104,29 @@ def test_measurable_sources_need_covered_annulus():
 def test_annulus_radii_are_in_beams():
     inner, outer = photometry.ANNULUS_RADII_FWHM
     assert 1.0 < inner < outer
+
+
+def test_aperture_noise_of_correlated_noise_matches_its_aperture_sums():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(8)
+    noise = ndimage.gaussian_filter(rng.normal(size=(400, 400)), 2.0)
+    noise[:, :40] = np.nan  # an uncovered border is left out of the autocovariance
+    kept = np.isfinite(noise)
+    x, y = (axis.ravel() for axis in np.meshgrid(np.arange(60.0, 390.0, 11.0),
+                                                 np.arange(20.0, 380.0, 11.0)))
+    measured = photometry.aperture_fluxes(noise, x, y, FWHM)
+    predicted = photometry.aperture_noise_errors(noise, kept, x, y, FWHM)
+    assert np.ptp(predicted) < 1e-9 * predicted[0]
+    assert np.std(measured) == pytest.approx(predicted[0], rel=0.1)
+    white = photometry.aperture_noise_errors(
+        None, kept, x[:1], y[:1], FWHM, noise_std=float(np.nanstd(noise))
+    )
+    assert predicted[0] > 2.5 * white[0]
+
+
+def test_aperture_noise_counts_only_kept_pixels():
+    kept = np.zeros((40, 40), dtype=bool)
+    assert photometry.aperture_noise_errors(None, kept, [20.0], [20.0], FWHM, noise_std=1.0) == 0
+    with pytest.raises(ValueError, match="noise_std"):
+        photometry.aperture_noise_errors(None, ~kept, [20.0], [20.0], FWHM)

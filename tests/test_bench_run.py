@@ -252,3 +252,160 @@ def test_speed_benchmark_smoke(tmp_path):
     assert results["speedup_ceiling"] == pytest.approx(
         results["per_source_seconds"] / results["fill_seconds"])
     assert "ceiling" in format_speed_report(results)
+
+
+def test_method_leaving_hole_pixels_unfilled_is_a_failure(small_map):
+    # The in-hole RMS leaves non-finite pixels out: a method that leaves some hole
+    # pixels NaN must be recorded as failing on the map, not score on the rest.
+    truth = small_map.true_background
+
+    def leaves_a_nan(data, hole_mask, coverage, fwhm_pixels):
+        background = np.where(hole_mask, truth, data)
+        background[np.argwhere(hole_mask)[0][0], np.argwhere(hole_mask)[0][1]] = np.nan
+        return MethodResult(background)
+
+    entry = score_map(small_map, {"leaves_a_nan": leaves_a_nan}, hole_sets=("true",))
+    scores = entry["holes"]["true"]["methods"]["leaves_a_nan"]
+    assert scores["nonfinite_in_holes"] == 1
+    assert scores["error"] == "left 1 covered hole pixels non-finite"
+    summary = summarize([{**entry, "family": "simulated"}], ours="ours", exclude=(TRUTH,))
+    figures = summary["true"]["methods"]["leaves_a_nan"]
+    assert figures["n_failed"] == 1 and figures["in_hole_rms_over_noise"] is None
+
+
+def test_a_method_cannot_change_the_inputs_of_the_next():
+    spec = MapSpec("reference-tiny", "reference", "generic", "reference", (96, 96), 4, 11)
+    bench_map = reference_map(spec)
+    original = bench_map.image.copy()
+
+    def writes_into_its_input(data, hole_mask, coverage, fwhm_pixels):
+        data[hole_mask] = 0.0
+        return MethodResult(np.array(data))
+
+    entry = score_map(
+        bench_map,
+        {"vandal": writes_into_its_input, "background2d": methods.background2d},
+        hole_sets=("true",),
+    )
+    scores = entry["holes"]["true"]["methods"]
+    assert scores["vandal"]["error"].startswith("ValueError")
+    assert scores["background2d"]["error"] is None
+    np.testing.assert_array_equal(bench_map.image, original)
+
+
+def test_flux_calibration_counts_correlated_noise():
+    # Correlated noise (like the simulator's scan stripes) makes the noise of an
+    # aperture sum several times the white-noise figure: a method that returns the
+    # true background with no error of its own must still score about 0.683.
+    from scipy import ndimage
+
+    from nemesis_bkg.bench.suite import BenchMap
+
+    shape, fwhm, peak_snr = (320, 320), 3.0, 20.0
+    rng = np.random.default_rng(5)
+    noise = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    noise /= noise.std()
+    grid = np.arange(20.0, 301.0, 20.0)
+    x, y = (axis.ravel() for axis in np.meshgrid(grid + 0.3, grid - 0.2))
+    sigma = fwhm / np.sqrt(8 * np.log(2))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    sources = np.zeros(shape)
+    for xc, yc in zip(x, y, strict=True):
+        sources += peak_snr * np.exp(-((xx - xc) ** 2 + (yy - yc) ** 2) / (2 * sigma**2))
+    flux = np.full(x.size, peak_snr * 2 * np.pi * sigma**2)
+    truth = np.zeros(shape)
+    bench_map = BenchMap(
+        spec=MapSpec("correlated", "simulated", "generic", "cirrus", shape, x.size, 5),
+        data=truth + sources + noise,
+        image=truth + sources + noise,
+        true_background=truth,
+        coverage=np.ones(shape, dtype=bool),
+        noise_std=1.0,
+        fwhm_pixels=fwhm,
+        catalog=__import__("astropy.table").table.QTable(
+            {"x": x, "y": y, "flux": flux, "peak_snr": np.full(x.size, peak_snr)}
+        ),
+        filament_mask=np.zeros(shape, dtype=bool),
+        hole_radius_fwhm=2.0,
+        noise=noise,
+    )
+
+    def truth_with_tiny_error(data, hole_mask, coverage, fwhm_pixels):
+        return MethodResult(np.where(hole_mask, truth, data), np.where(hole_mask, 1e-9, 0.0))
+
+    entry = score_map(bench_map, {"ours": truth_with_tiny_error}, hole_sets=("true",))
+    fraction = entry["holes"]["true"]["methods"]["ours"]["flux_calibration_fraction"]
+    assert entry["n_measurable"] > 150
+    assert 0.58 < fraction < 0.78
+
+
+def test_group_ratios_compare_ours_and_peer_on_the_same_maps():
+    from nemesis_bkg.bench.summary import band_averaged_ratios
+
+    def entry(ours, peer):
+        methods = {"ours": {"in_hole_rms_over_noise": ours}, "peer": peer}
+        return {"family": "simulated", "band": "pacs70", "holes": {"true": {"methods": methods}}}
+
+    # The peer failed on the hard map: ours' figure there must not enter the ratio.
+    maps = [entry(1.0, {"in_hole_rms_over_noise": 2.0}),
+            entry(10.0, {"error": "RuntimeError: boom"})]
+    averaged = band_averaged_ratios(maps, "true", ours="ours", peers=["peer"])
+    assert averaged["ratios"]["peer"]["per_group"]["pacs70"] == pytest.approx(0.5)
+    assert averaged["ratios"]["peer"]["n_maps"] == {"pacs70": 1}
+    assert averaged["groups"]["pacs70"]["n_maps"] == 2
+    assert averaged["groups"]["pacs70"]["rms"] == {"ours": 5.5, "peer": 2.0}
+
+
+def test_real_maps_are_not_reported_under_a_simulated_regime_or_band():
+    def map_entry(family, rms):
+        methods = {"a": {"in_hole_rms_over_noise": rms, "flux_relative_error": [0.1]}}
+        return {
+            "name": family, "family": family, "band": "pacs70", "regime": "filamentary",
+            "megapixels": 1.0, "peak_snr": [20.0],
+            "holes": {"true": {
+                "source_masked": [True],
+                "masking": {"filament_masked_fraction": 0.0, "n_holes": 1,
+                            "n_spurious_holes": 0, "n_spurious_on_filament": 0},
+                "methods": methods,
+            }},
+        }
+
+    summary = summarize([map_entry("simulated", 1.0), map_entry("real", 5.0)], ours="ours")
+    figures = summary["true"]["methods"]["a"]
+    assert figures["in_hole_rms_over_noise_by_regime"] == {"filamentary": 1.0, "real": 5.0}
+    assert figures["in_hole_rms_over_noise_by_band"] == {"pacs70": 1.0, "real": 5.0}
+    assert set(figures["flux_by_regime"]) == {"filamentary", "real"}
+
+
+def _markdown_tables(markdown):
+    tables, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_report_tables_and_labels_are_consistent(scored, small_map):
+    entry, _ = scored
+    maps = [{**entry, "family": "simulated"}, {**entry, "noise_std": 0.2}]
+    results = {
+        "config": {"quick": False, "seed": 0, "holes": ["true"], "real_maps": False},
+        "environment": {"cpu_count": 2, "load_average_at_start": None},
+        "methods": {"ours": "available"},
+        "skipped": [],
+        "maps": maps,
+        "total_seconds": 1.0,
+    }
+    results["summary"] = summarize(maps, ours="ours", exclude=(TRUTH,))
+    markdown = format_report(results)
+    for table in _markdown_tables(markdown):
+        widths = {line.strip("|").count("|") for line in table}
+        assert len(widths) == 1, table[:2]
+    # The completeness figures are per SNR bin, not cumulative "3 and above".
+    assert "3-10: " in markdown and "3+:" not in markdown
+    assert "SNR >=1000" in markdown
+    # The reference case's noise comes from its maps, not from a fixed text.
+    assert "(noise = 0.2)" in markdown

@@ -98,9 +98,10 @@ def make_holes(bench_map: BenchMap, name: str) -> HoleSet:
     name : {"detected", "true"}
         ``"detected"``: `nemesis_bkg.masking.build_source_mask` finds the
         sources itself; ``"true"``: it cuts holes at the true positions
-        (its SNR-adaptive radius rule, from the true peak SNR). For the
-        reference case both are discs of a fixed number of beams at the
-        true positions.
+        (its SNR-adaptive radius rule, from the peak SNR it measures at
+        each position, not the simulator's true one). For the reference
+        case both are discs of a fixed number of beams at the true
+        positions.
 
     Returns
     -------

@@ -226,10 +226,12 @@ def flux_error_by_snr(
 
 def calibration_fraction(errors: np.ndarray, sigmas: np.ndarray) -> float:
     """
-    Fraction of errors within their claimed 1-sigma: |error| < sigma.
+    Fraction of errors within their claimed 1-sigma: |error| <= sigma.
 
-    About 0.683 for calibrated Gaussian errors. Entries with a non-finite
-    error or a non-positive or non-finite sigma are left out.
+    About 0.683 for calibrated Gaussian errors. A sigma of zero is a claim
+    of exactness and counts (within only where the error is zero too);
+    entries with a non-finite error or a negative or non-finite sigma are
+    left out.
 
     Parameters
     ----------
@@ -248,13 +250,15 @@ def calibration_fraction(errors: np.ndarray, sigmas: np.ndarray) -> float:
     >>> from nemesis_bkg.bench.metrics import calibration_fraction
     >>> calibration_fraction([0.5, -2.0, 0.1, 3.0], [1.0, 1.0, 1.0, 1.0])
     0.5
+    >>> calibration_fraction([0.5, 0.5], [1.0, 0.0])
+    0.5
     """
     errors = np.asarray(errors, dtype=float)
     sigmas = np.asarray(sigmas, dtype=float)
-    usable = np.isfinite(errors) & np.isfinite(sigmas) & (sigmas > 0)
+    usable = np.isfinite(errors) & np.isfinite(sigmas) & (sigmas >= 0)
     if not usable.any():
         return float("nan")
-    return float(np.mean(np.abs(errors[usable]) < sigmas[usable]))
+    return float(np.mean(np.abs(errors[usable]) <= sigmas[usable]))
 
 
 def filament_masking(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .suite import BANDS, REGIMES
+
 __all__ = ["format_report", "plot_flux_error", "plot_panel", "to_json", "write_report"]
 
 _METRIC_LABELS = {
@@ -26,7 +28,9 @@ _METRIC_LABELS = {
     "peak_memory_mb": "peak memory (MiB)",
 }
 
-_REGIMES = ("cirrus", "filamentary", "confusion")
+#: Column order of the regimes and bands; the real-background maps are a group of their own.
+_REGIMES = (*REGIMES, "real")
+_BANDS = (*BANDS, "real")
 
 
 def _clean(value):
@@ -78,17 +82,33 @@ def _percent(value, *, signed: bool = True) -> str:
     return f"{100 * value:+.1f} %" if signed else f"{100 * value:.1f} %"
 
 
+def _ordered(keys, order: tuple[str, ...]) -> list[str]:
+    """``keys`` in ``order``, unknown ones after them in sorted order."""
+    keys = set(keys)
+    return [key for key in order if key in keys] + sorted(keys - set(order))
+
+
+def _snr_range(low: float, high: float) -> str:
+    return f"{low:g}-{high:g}" if math.isfinite(high) else f">={low:g}"
+
+
 def _method_table(hole_summary: dict) -> list[str]:
+    methods = hole_summary["methods"]
+    regimes = _ordered(
+        (key for s in methods.values() for key in s["in_hole_rms_over_noise_by_regime"]),
+        _REGIMES,
+    )
+    headers = ["in-hole RMS / noise", *regimes, "flux bias (SNR>=10)", "flux scatter", "calib.",
+               "s/Mpx", "s/source", "peak MiB", "failed"]
     lines = [
-        "| method | in-hole RMS / noise | " + " | ".join(_REGIMES) + " | flux bias (SNR>=10) "
-        "| flux scatter | calib. | s/Mpx | s/source | peak MiB | failed |",
-        "|---|" + "---:|" * (len(_REGIMES) + 9),
+        "| method | " + " | ".join(headers) + " |",
+        "|---|" + "---:|" * len(headers),
     ]
-    for name, summary in hole_summary["methods"].items():
-        regimes = summary["in_hole_rms_over_noise_by_regime"]
+    for name, summary in methods.items():
+        by_regime = summary["in_hole_rms_over_noise_by_regime"]
         cells = [
             _number(summary["in_hole_rms_over_noise"]),
-            *(_number(regimes.get(regime)) for regime in _REGIMES),
+            *(_number(by_regime.get(regime)) for regime in regimes),
             _percent(summary.get("flux_bias")),
             _percent(summary.get("flux_scatter"), signed=False),
             _number(summary.get("calibration_fraction")),
@@ -103,11 +123,16 @@ def _method_table(hole_summary: dict) -> list[str]:
 
 def _band_and_regime_table(hole_summary: dict) -> list[str]:
     methods = hole_summary["methods"]
-    bands = sorted({band for s in methods.values() for band in s["in_hole_rms_over_noise_by_band"]})
+    bands = _ordered(
+        (band for s in methods.values() for band in s["in_hole_rms_over_noise_by_band"]), _BANDS
+    )
+    regimes = _ordered(
+        (regime for s in methods.values() for regime in s.get("flux_by_regime", {})), _REGIMES
+    )
     lines = [
         "| method | " + " | ".join(f"RMS/noise {band}" for band in bands) + " | "
-        + " | ".join(f"flux {regime}" for regime in _REGIMES) + " |",
-        "|---|" + "---:|" * (len(bands) + len(_REGIMES)),
+        + " | ".join(f"flux {regime}" for regime in regimes) + " |",
+        "|---|" + "---:|" * (len(bands) + len(regimes)),
     ]
     for name, summary in methods.items():
         by_band = summary["in_hole_rms_over_noise_by_band"]
@@ -116,7 +141,7 @@ def _band_and_regime_table(hole_summary: dict) -> list[str]:
             f"{_percent(by_regime[regime]['flux_bias'])} ± "
             f"{_percent(by_regime[regime]['flux_scatter'], signed=False)}"
             if regime in by_regime else "-"
-            for regime in _REGIMES
+            for regime in regimes
         ]
         lines.append(
             f"| {name} | " + " | ".join(_number(by_band.get(band)) for band in bands) + " | "
@@ -161,11 +186,7 @@ def _flux_table(hole_summary: dict) -> list[str]:
     bins = next((s["flux_by_snr"] for s in methods.values() if s.get("flux_by_snr")), [])
     if not bins:
         return []
-    headers = [
-        f"{_number(b['snr_min'])}-{_number(b['snr_max'])}" if math.isfinite(b["snr_max"])
-        else f">={_number(b['snr_min'])}"
-        for b in bins
-    ]
+    headers = [_snr_range(b["snr_min"], b["snr_max"]) for b in bins]
     lines = [
         "| method | " + " | ".join(f"SNR {header}" for header in headers) + " |",
         "|---|" + "---:|" * len(bins),
@@ -184,7 +205,7 @@ def _flux_table(hole_summary: dict) -> list[str]:
 def _reference_table(reference: dict) -> list[str]:
     lines = [
         f"Design-note reference case ({reference['n_seeds']} seeds): in-hole RMS error in units "
-        "of the background's standard deviation (noise = 0.05).",
+        f"of the background's standard deviation (noise = {_number(reference.get('noise_std'))}).",
         "",
         "| method | measured here | design note |",
         "|---|---:|---:|",
@@ -212,6 +233,14 @@ def format_report(results: dict) -> str:
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench import run_benchmark
+    >>> from nemesis_bkg.bench.report import format_report
+    >>> print(format_report(run_benchmark(quick=True)))  # doctest: +SKIP
+    # nemesis_bkg benchmark
+    ...
     """
     config, environment = results["config"], results["environment"]
     suite_maps = [entry for entry in results["maps"] if entry["family"] != "reference"]
@@ -236,8 +265,14 @@ def format_report(results: dict) -> str:
         "over the map noise. Flux: aperture of 1 FWHM on data minus background, Gaussian "
         "aperture correction; bias and robust scatter of (measured - true) / true over the "
         "injected sources that lie in a hole of the hole set (the same sources for every method) "
-        "with true peak SNR >= 10. `truth` is the true background (the photometry floor); "
-        "`annulus` is the paper's standard photometry.",
+        "with true peak SNR >= 10. calib.: median over maps of the fraction of in-hole pixels "
+        "whose background error is within the claimed 1 sigma (0.683 when calibrated). s/Mpx and "
+        "s/source: total time over total megapixels and sources (masked; measured for "
+        "`annulus`); peak MiB: the largest over maps; failed: maps where the method raised or "
+        "left hole pixels unfilled (left out of its figures). Regimes and bands are those of "
+        "the simulated maps; the maps with a real background are the group `real`. `truth` is "
+        "the true background (the photometry floor); `annulus` is the paper's standard "
+        "photometry.",
     ]
     for hole_set in config["holes"]:
         hole_summary = results["summary"].get(hole_set)
@@ -270,7 +305,8 @@ def format_report(results: dict) -> str:
             f"{_number(hole_summary['filament_masked_fraction'])}. Fraction of injected sources "
             "in a hole per true peak SNR: "
             + ", ".join(
-                f"{_number(b['snr_min'])}+: {_number(b['fraction_masked'])} ({b['n']})"
+                f"{_snr_range(b['snr_min'], b['snr_max'])}: {_number(b['fraction_masked'])} "
+                f"({b['n']})"
                 for b in hole_summary["completeness_by_snr"]
             )
             + ".",
@@ -390,6 +426,15 @@ def write_report(results: dict, out: str | os.PathLike, *, panels: dict | None =
     -------
     dict
         Kind of file -> list of paths written.
+
+    Examples
+    --------
+    `~nemesis_bkg.bench.run_benchmark` calls it when given ``out``:
+
+    >>> from nemesis_bkg.bench import run_benchmark
+    >>> results = run_benchmark(quick=True, out="bench-out")  # doctest: +SKIP
+    >>> results["files"]["markdown"]  # doctest: +SKIP
+    ['bench-out/bench.md']
     """
     import matplotlib
 

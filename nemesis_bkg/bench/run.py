@@ -23,10 +23,9 @@ from . import metrics
 from .holes import HOLE_SETS, HoleSet, make_holes
 from .methods import MESH_METHODS, MethodResult, available_peers, load_ours
 from .photometry import (
-    APERTURE_RADIUS_FWHM,
     annulus_fluxes,
-    aperture_correction,
     aperture_fluxes,
+    aperture_noise_errors,
     measurable_sources,
 )
 from .suite import BenchMap, iter_suite, suite_specs
@@ -104,14 +103,15 @@ def _score_background(
         entry["calibration_fraction"] = metrics.calibration_fraction(
             (background - bench_map.true_background)[holes], error_map[holes]
         )
-        # The aperture's noise plus the background error taken as fully
-        # correlated within the aperture (it is, within one hole).
+        # The background error taken as fully correlated within the aperture (it
+        # is, within one hole), plus the map's noise (correlated stripes included)
+        # on the aperture pixels where the residual keeps it: outside its holes an
+        # inpainter returns the data, noise and all, and leaves a zero residual.
         background_flux_error = aperture_fluxes(error_map, *positions, bench_map.fwhm_pixels)
-        radius = APERTURE_RADIUS_FWHM * bench_map.fwhm_pixels
-        noise_flux_error = (
-            bench_map.noise_std
-            * np.sqrt(np.pi * radius**2)
-            / aperture_correction(radius, bench_map.fwhm_pixels)
+        kept = bench_map.coverage & (background != bench_map.image)
+        noise_flux_error = aperture_noise_errors(
+            bench_map.noise, kept, *positions, bench_map.fwhm_pixels,
+            noise_std=bench_map.noise_std,
         )
         sigma = np.hypot(background_flux_error, noise_flux_error)
         entry["flux_calibration_fraction"] = metrics.calibration_fraction(
@@ -147,6 +147,13 @@ def _crop(array: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
     return np.array(array[window], dtype=np.float32)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view: a method that writes into its inputs fails instead of changing them."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _sources_in_holes(hole_mask: np.ndarray, positions: tuple[np.ndarray, np.ndarray]):
     rows = np.clip(np.round(positions[1]).astype(int), 0, hole_mask.shape[0] - 1)
     columns = np.clip(np.round(positions[0]).astype(int), 0, hole_mask.shape[1] - 1)
@@ -170,8 +177,13 @@ def _score_methods(
         call = method
         if bench_map.mesh_box_size is not None and method_name in MESH_METHODS:
             call = functools.partial(method, box_size=bench_map.mesh_box_size)
+        # Every method gets the same arrays, read-only, so none can change them for the next.
         measurement = metrics.measure_call(
-            call, bench_map.image, holes.mask, bench_map.coverage, bench_map.fwhm_pixels
+            call,
+            _read_only(bench_map.image),
+            _read_only(holes.mask),
+            _read_only(bench_map.coverage),
+            bench_map.fwhm_pixels,
         )
         entry: dict = {}
         if measurement.error is None:
@@ -179,6 +191,13 @@ def _score_methods(
                 entry = _score_background(bench_map, holes.mask, measurement.value, *truth)
             except ValueError as exc:
                 measurement.error = f"ValueError: {exc}"
+            else:
+                # The in-hole RMS leaves non-finite pixels out: a method that leaves
+                # holes unfilled has failed on this map, it must not score better.
+                if entry["nonfinite_in_holes"]:
+                    measurement.error = (
+                        f"left {entry['nonfinite_in_holes']} covered hole pixels non-finite"
+                    )
         if panel is not None and measurement.error is None:
             panel["backgrounds"][method_name] = _crop(
                 measurement.value.background, panel["window"]
@@ -216,9 +235,24 @@ def score_map(
         The map's entry of the benchmark results: map facts, then per hole
         set the masking figures (with which measurable sources are in a
         hole) and, per method, the in-hole error, the relative flux error of
-        every measurable source, calibration, time and memory (or the error
-        message of a failed method). A hole set the masking fails on holds
-        only its ``error``.
+        every measurable source, calibration, time and memory, and the
+        ``error`` message of a method that failed: it raised, returned a
+        background of the wrong shape, or left covered hole pixels
+        non-finite (its figures are then kept but left out of the
+        summaries). A hole set the masking fails on holds only its ``error``.
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench.methods import inpaint_biharmonic
+    >>> from nemesis_bkg.bench.run import score_map
+    >>> from nemesis_bkg.bench.suite import MapSpec, reference_map
+    >>> spec = MapSpec("small", "reference", "generic", "reference", (128, 128), 6, 1)
+    >>> entry = score_map(reference_map(spec), {"inpaint_biharmonic": inpaint_biharmonic},
+    ...                   hole_sets=("true",))
+    >>> sorted(entry["holes"]["true"]["methods"])
+    ['annulus', 'inpaint_biharmonic', 'truth']
+    >>> entry["holes"]["true"]["methods"]["truth"]["in_hole_rms_over_noise"]
+    0.0
     """
     catalog = bench_map.catalog
     x, y = np.asarray(catalog["x"], dtype=float), np.asarray(catalog["y"], dtype=float)
@@ -229,7 +263,7 @@ def score_map(
 
     # The annulus photometry needs no holes: measured once, listed in each hole set.
     annulus = metrics.measure_call(
-        annulus_fluxes, bench_map.image, *positions, bench_map.fwhm_pixels
+        annulus_fluxes, _read_only(bench_map.image), *positions, bench_map.fwhm_pixels
     )
     annulus_entry = {}
     if annulus.error is None:

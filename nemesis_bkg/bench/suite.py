@@ -155,6 +155,10 @@ class BenchMap:
     mesh_box_size : int or None
         Box of the mesh methods in pixels (reference case); None: they
         scale it with the beam.
+    noise : ndarray or None
+        The noise realisation added to the map (NaN outside coverage), from
+        which the photometry's noise errors are measured; None: white noise
+        of ``noise_std``.
     """
 
     spec: MapSpec
@@ -168,6 +172,7 @@ class BenchMap:
     filament_mask: np.ndarray
     hole_radius_fwhm: float | None = None
     mesh_box_size: int | None = None
+    noise: np.ndarray | None = None
 
 
 def _n_sources(regime: str, shape: tuple[int, int]) -> int:
@@ -331,6 +336,7 @@ def reference_map(spec: MapSpec) -> BenchMap:
         filament_mask=np.zeros(spec.shape, dtype=bool),
         hole_radius_fwhm=REFERENCE_HOLE_RADIUS_FWHM,
         mesh_box_size=REFERENCE_MESH_BOX,
+        noise=noise,
     )
 
 
@@ -338,6 +344,8 @@ def _simulated_map(spec: MapSpec) -> BenchMap:
     from nemesis_bkg.simulate import load_real_map, simulate_map
     from nemesis_bkg.simulate.maps import REGIMES
     from nemesis_bkg.simulate.real_maps import real_map_noise
+
+    from .metrics import robust_scatter
 
     background = None
     contrast = None
@@ -348,8 +356,7 @@ def _simulated_map(spec: MapSpec) -> BenchMap:
         shape = tuple(min(side, REAL_MAP_MAX_SIDE) for side in background.shape)
         # The map's own pixel noise stays in its truth, where no method can predict it: as in
         # training, the added noise is never below it (the contrast is lowered if need be).
-        values = background[np.isfinite(background)]
-        spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+        spread = robust_scatter(background)
         own_noise = real_map_noise(background)
         contrast = REGIMES[spec.regime].contrast
         if own_noise > 0 and spread > 0:
@@ -376,6 +383,7 @@ def _simulated_map(spec: MapSpec) -> BenchMap:
         fwhm_pixels=float(sim.fwhm_pixels),
         catalog=sim.catalog,
         filament_mask=np.asarray(sim.filament_mask, dtype=bool),
+        noise=np.asarray(sim.noise, dtype=float),
     )
 
 
@@ -390,6 +398,13 @@ def build_map(spec: MapSpec) -> BenchMap:
     Returns
     -------
     `BenchMap`
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench.suite import build_map, suite_specs
+    >>> bench_map = build_map(suite_specs(quick=True)[0])
+    >>> bench_map.spec.name, bench_map.image.shape, len(bench_map.catalog)
+    ('pacs70-cirrus-256', (256, 256), 8)
     """
     if spec.family == "reference":
         return reference_map(spec)
@@ -407,6 +422,12 @@ def iter_suite(specs: list[MapSpec]) -> Iterator[BenchMap]:
     Yields
     ------
     `BenchMap`
+
+    Examples
+    --------
+    >>> from nemesis_bkg.bench.suite import iter_suite, suite_specs
+    >>> [bench_map.spec.band for bench_map in iter_suite(suite_specs(quick=True)[:2])]
+    ['pacs70', 'pacs100']
     """
     for spec in specs:
         yield build_map(spec)

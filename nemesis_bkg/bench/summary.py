@@ -48,6 +48,11 @@ FLUX_METRICS = ("flux_bias", "flux_scatter")
 _GAUSSIAN_ONE_SIGMA = 0.6827
 
 
+def _group(map_entry: dict, key: str) -> str:
+    """The map's ``key`` (band or regime); the real-background maps are a group of their own."""
+    return "real" if map_entry["family"] == "real" else map_entry[key]
+
+
 def _median(values: Iterable[float | None]) -> float | None:
     finite = [value for value in values if value is not None and np.isfinite(value)]
     return float(np.median(finite)) if finite else None
@@ -80,8 +85,8 @@ def _method_summary(entries: list[tuple[dict, dict, dict]]) -> dict:
     by_regime, by_band = defaultdict(list), defaultdict(list)
     for map_entry, _, entry in ok:
         if "in_hole_rms_over_noise" in entry:
-            by_regime[map_entry["regime"]].append(entry["in_hole_rms_over_noise"])
-            by_band[map_entry["band"]].append(entry["in_hole_rms_over_noise"])
+            by_regime[_group(map_entry, "regime")].append(entry["in_hole_rms_over_noise"])
+            by_band[_group(map_entry, "band")].append(entry["in_hole_rms_over_noise"])
     timed = [(map_entry, entry) for map_entry, _, entry in ok if "seconds" in entry]
     seconds = sum(entry["seconds"] for _, entry in timed)
     megapixels = sum(map_entry["megapixels"] for map_entry, _ in timed)
@@ -93,8 +98,8 @@ def _method_summary(entries: list[tuple[dict, dict, dict]]) -> dict:
     memory = [entry["peak_memory_mb"] for _, entry in timed]
     memory = [value for value in memory if value is not None]
     regime_flux = {}
-    for regime in sorted({triple[0]["regime"] for triple in ok}):
-        pooled = _pooled_flux([triple for triple in ok if triple[0]["regime"] == regime])
+    for regime in sorted({_group(triple[0], "regime") for triple in ok}):
+        pooled = _pooled_flux([triple for triple in ok if _group(triple[0], "regime") == regime])
         regime_flux[regime] = {key: pooled[key] for key in ("flux_bias", "flux_scatter")}
     summary = {
         "n_maps": len(entries),
@@ -220,7 +225,9 @@ def band_averaged_ratios(maps: list[dict], hole_set: str, *, ours: str,
     The groups are the simulated maps of each band and the real-background
     maps together; each group's figure is the mean over its maps of the
     in-hole RMS / noise. The issue's accuracy targets are averaged this way
-    "over the six bands and over the real-background maps".
+    "over the six bands and over the real-background maps". Our ratio to a
+    peer in a group compares the two on the same maps: those where both have
+    a figure (a map where one of them failed counts for neither).
 
     Parameters
     ----------
@@ -234,10 +241,12 @@ def band_averaged_ratios(maps: list[dict], hole_set: str, *, ours: str,
     Returns
     -------
     dict
-        ``groups``: group -> ``{"n_maps", "rms": {method: mean}}``;
+        ``groups``: group -> ``{"n_maps", "rms": {method: mean}}`` (each
+        method's mean over the maps where it has a figure);
         ``ratios``: peer -> ``{"per_group": {group: ours / peer},
-        "mean_of_ratios", "ratio_of_means"}`` (the mean over groups of the
-        per-group ratios, and the ratio of the means over groups).
+        "n_maps": {group: maps compared}, "mean_of_ratios",
+        "ratio_of_means"}`` (the mean over groups of the per-group ratios,
+        and the ratio of the means over groups).
 
     Examples
     --------
@@ -245,37 +254,52 @@ def band_averaged_ratios(maps: list[dict], hole_set: str, *, ours: str,
     >>> entry = lambda family, band, a, b: {"family": family, "band": band, "holes": {"true": {
     ...     "methods": {"ours": rms(a), "peer": rms(b)}}}}
     >>> maps = [entry("simulated", "pacs70", 1.0, 2.0), entry("real", "pacs70", 3.0, 3.0)]
-    >>> band_averaged_ratios(maps, "true", ours="ours", peers=["peer"])["ratios"]["peer"]
-    {'per_group': {'pacs70': 0.5, 'real': 1.0}, 'mean_of_ratios': 0.75, 'ratio_of_means': 0.8}
+    >>> ratios = band_averaged_ratios(maps, "true", ours="ours", peers=["peer"])["ratios"]["peer"]
+    >>> ratios["per_group"], ratios["mean_of_ratios"], ratios["ratio_of_means"]
+    ({'pacs70': 0.5, 'real': 1.0}, 0.75, 0.8)
     """
-    values: dict = defaultdict(lambda: defaultdict(list))
+    # group -> one {method: in-hole RMS / noise} per map
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     for map_entry in maps:
         methods = map_entry["holes"].get(hole_set, {}).get("methods")
         if methods is None:
             continue
-        group = "real" if map_entry["family"] == "real" else map_entry["band"]
-        for name, entry in methods.items():
-            value = entry.get("in_hole_rms_over_noise")
-            # A map where this hole set has no hole (nothing detected) has no figure.
-            if value is not None and np.isfinite(value) and not entry.get("error"):
-                values[group][name].append(value)
-    groups = {
-        group: {"n_maps": max(len(v) for v in by_method.values()),
-                "rms": {name: float(np.mean(v)) for name, v in by_method.items()}}
-        for group, by_method in sorted(values.items())
-    }
+        # A map where this hole set has no hole (nothing detected) has no figure.
+        row = {
+            name: entry["in_hole_rms_over_noise"]
+            for name, entry in methods.items()
+            if entry.get("in_hole_rms_over_noise") is not None
+            and np.isfinite(entry["in_hole_rms_over_noise"])
+            and not entry.get("error")
+        }
+        if row:
+            rows[_group(map_entry, "band")].append(row)
+    groups = {}
+    for group, group_rows in sorted(rows.items()):
+        names = dict.fromkeys(name for row in group_rows for name in row)
+        groups[group] = {
+            "n_maps": len(group_rows),
+            "rms": {name: float(np.mean([row[name] for row in group_rows if name in row]))
+                    for name in names},
+        }
     ratios = {}
     for peer in peers:
-        shared = [g for g, entry in groups.items() if ours in entry["rms"] and peer in entry["rms"]
-                  and entry["rms"][peer] > 0]
-        if not shared:
+        paired = {}
+        for group, group_rows in sorted(rows.items()):
+            shared = [row for row in group_rows if ours in row and peer in row]
+            if shared and np.mean([row[peer] for row in shared]) > 0:
+                paired[group] = (float(np.mean([row[ours] for row in shared])),
+                                 float(np.mean([row[peer] for row in shared])), len(shared))
+        if not paired:
             continue
-        per_group = {g: groups[g]["rms"][ours] / groups[g]["rms"][peer] for g in shared}
+        per_group = {group: ours_mean / peer_mean
+                     for group, (ours_mean, peer_mean, _) in paired.items()}
         ratios[peer] = {
             "per_group": per_group,
+            "n_maps": {group: count for group, (*_, count) in paired.items()},
             "mean_of_ratios": float(np.mean(list(per_group.values()))),
-            "ratio_of_means": float(np.mean([groups[g]["rms"][ours] for g in shared])
-                                    / np.mean([groups[g]["rms"][peer] for g in shared])),
+            "ratio_of_means": float(np.mean([value[0] for value in paired.values()])
+                                    / np.mean([value[1] for value in paired.values()])),
         }
     return {"groups": groups, "ratios": ratios}
 
@@ -289,6 +313,7 @@ def _reference_summary(maps: list[dict]) -> dict:
                 per_method[name].append(entry["in_hole_rms_over_noise"] * map_entry["noise_std"])
     return {
         "n_seeds": len(maps),
+        "noise_std": _median(map_entry["noise_std"] for map_entry in maps),
         "in_hole_rms": {name: float(np.mean(values)) for name, values in per_method.items()},
         "design_note": dict(DESIGN_REFERENCE),
     }
