@@ -20,7 +20,7 @@ SUBCOMMANDS = {
     "demo": ("nemesis_bkg.commands.demo", "the whole job on a bundled simulated Herschel map"),
     "simulate": ("nemesis_bkg.simulate.command", "write a simulated Herschel-like map to FITS"),
     "bench": ("nemesis_bkg.bench.command", "score ours and the peers on a fixed suite"),
-    "train": ("nemesis_bkg.training.command", "train or fine-tune the inpainting network"),
+    "train": ("nemesis_bkg.training.command", "train the inpainting network or export its weights"),
 }
 
 

@@ -357,6 +357,12 @@ def test_an_unusable_beam_fails_when_the_remover_is_made(keywords, error, match)
         PConvBackground(sky_map(), (16, 16), **keywords)
 
 
+@pytest.mark.parametrize("keywords", [{"n_threads": 0}, {"batch_size": -2}, {"n_threads": 1.5}])
+def test_unusable_engine_settings_fail_when_the_remover_is_made(keywords):
+    with pytest.raises(ValueError, match=f"{next(iter(keywords))} must be a positive number"):
+        CompactSourceRemover(beam_fwhm=3.0, **keywords)
+
+
 def test_header_of_an_unknown_instrument(reference):
     data, _ = reference
     header = celestial_wcs().to_header()
