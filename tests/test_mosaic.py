@@ -10,6 +10,7 @@ from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
+from dask.callbacks import Callback
 from regions import (
     CirclePixelRegion,
     CircleSkyRegion,
@@ -19,6 +20,7 @@ from regions import (
     PolygonPixelRegion,
     RectanglePixelRegion,
     Regions,
+    SkyRegion,
 )
 
 from nemesis_bkg import CompactSourceRemover, PConvBackground
@@ -89,12 +91,51 @@ def test_chunks_equal_the_whole_map(sky, whole, chunked):
     assert relative_difference(noise, whole.background_rms, valid) < 1e-6
 
 
+def region_description(region, wcs=None):
+    """A region's kind and numbers (pixels; angles in degrees), sky regions through ``wcs``."""
+    if isinstance(region, SkyRegion):
+        region = region.to_pixel(wcs)
+    numbers = []
+    for name in region._params:
+        value = getattr(region, name)
+        if isinstance(value, PixCoord):
+            numbers += [*np.ravel(value.x), *np.ravel(value.y)]
+        elif isinstance(value, u.Quantity):
+            numbers.append(value.to_value(u.deg))
+        else:
+            numbers.append(float(value))
+    return type(region).__name__, numbers
+
+
+def regions_by_position(holes, catalog, wcs=None):
+    """The regions' descriptions, ordered as their catalogue rows sorted by row and column
+    (the mosaic's rows and the whole map's come in different orders)."""
+    assert len(holes) == len(catalog)
+    order = np.lexsort((np.asarray(catalog["x"]), np.asarray(catalog["y"])))
+    return [region_description(holes[int(index)], wcs) for index in order]
+
+
+def assert_same_regions(found, expected, atol=1e-9):
+    """Region by region, the same kinds, their numbers within ``atol`` pixels."""
+    assert [kind for kind, _ in found] == [kind for kind, _ in expected]
+    for (_, numbers), (_, expected_numbers) in zip(found, expected, strict=True):
+        np.testing.assert_allclose(numbers, expected_numbers, rtol=0, atol=atol)
+
+
 def test_each_source_is_listed_once_by_the_chunk_holding_its_peak(whole, chunked):
     catalog = chunked[0].catalog
     assert len(catalog) == len(whole.catalog) > 3
     for name in ("y", "x", "peak_snr"):
         np.testing.assert_allclose(np.sort(np.asarray(catalog[name])),
                                    np.sort(np.asarray(whole.catalog[name])), rtol=1e-9)
+
+
+def test_regions_without_a_wcs_are_the_pixel_circles_of_the_whole_map(whole, chunked):
+    holes = chunked[0].regions()
+    assert len(holes) == len(whole.catalog) > 3
+    assert all(isinstance(hole, CirclePixelRegion) for hole in holes)
+    assert_same_regions(regions_by_position(holes, chunked[0].catalog),
+                        regions_by_position(whole.regions(), whole.catalog))
 
 
 def test_halo_grows_with_the_beam_and_covers_the_box_statistics():
@@ -170,6 +211,15 @@ def mosaic_and_memory(sky_with_wcs, remover, path, **user_inputs):
         np.testing.assert_array_equal(catalog[name], expected[name])
     for name in ("peak_snr", "hole_radius", "segment_area"):
         np.testing.assert_allclose(catalog[name], expected[name], rtol=1e-9)
+    # The holes as sky regions, one per catalogue row, those of the whole map; write
+    # computed them already.
+    tasks = []
+    with Callback(pretask=lambda key, graph, state: tasks.append(key)):
+        holes = result.regions()
+    assert not tasks
+    assert all(isinstance(hole, SkyRegion) for hole in holes)
+    assert_same_regions(regions_by_position(holes, result.catalog, wcs),
+                        regions_by_position(whole.regions(), whole.catalog, wcs))
     return result.catalog, products["SOURCE_MASK"].astype(bool)
 
 
@@ -203,13 +253,20 @@ def test_user_regions_equal_the_whole_map(sky_with_wcs, remover, tmp_path):
         PointPixelRegion(PixCoord(-1.0, 60.0)),  # a position off the map, its hole on it
         CircleSkyRegion(wcs.pixel_to_world(60.0, 2 * USER_CHUNK + 1), 30 * u.arcsec),
         CirclePixelRegion(PixCoord(262.0, 150.0), 10.0),  # centred off the map
+        # An L: its row (at the mean of its pixels) is owned by the chunk left of the one
+        # holding most of its pixels.
+        PolygonPixelRegion(PixCoord([39.5, 110.5, 110.5, 99.5, 99.5, 39.5],
+                                    [39.5, 39.5, 50.5, 50.5, 41.5, 41.5])),
     ])
     path = tmp_path / "user.reg"
     regions.write(path, format="ds9")
+    catalog = Table({"x": [150.0], "y": [2 * USER_CHUNK - 0.5]})  # on a chunk border
     found, holes = mosaic_and_memory(sky_with_wcs, remover, tmp_path / "out.fits",
-                                     regions=str(path))
-    assert (found["origin"] == "region").sum() == 6
+                                     regions=str(path), catalog=catalog)
+    assert (found["origin"] == "region").sum() == 7
+    assert (found["origin"] == "catalog").sum() == 1
     assert holes[120, 88:105].all() and holes[95:98, 190:193].all()
+    assert holes[40:42, 40:111].all() and holes[40:51, 100:111].all()
 
 
 def test_protect_regions_equal_the_whole_map(sky_with_wcs, remover, tmp_path):
@@ -268,9 +325,9 @@ def test_command_line_writes_the_mosaic_and_never_overwrites(mosaic_file, sky, r
                                                              tmp_path, capsys, monkeypatch):
     # The command line loads the bundled network; the small one keeps the test fast.
     monkeypatch.setattr("nemesis_bkg.remover.load_model", lambda device: remover.model)
-    output = tmp_path / "out.fits"
+    output, holes = tmp_path / "out.fits", tmp_path / "holes.reg"
     arguments = ["remove", str(mosaic_file), "-o", str(output), "--beam-fwhm", str(sky[1]),
-                 "--chunk-size", "192", "--device", "cpu"]
+                 "--chunk-size", "192", "--device", "cpu", "--regions-out", str(holes)]
     assert main(arguments) == 0
     assert "mosaic of 2x2 chunks" in capsys.readouterr().out
     whole = remover.remove(sky[0].astype(np.float32).astype(float))
@@ -285,10 +342,21 @@ def test_command_line_writes_the_mosaic_and_never_overwrites(mosaic_file, sky, r
                                    valid) < 1e-6
         assert len(hdulist["CATALOG"].data) == len(whole.catalog)
         assert hdulist[0].header["NHOLES"] == len(whole.catalog)
-    before = output.read_bytes()
+        # The DS9 file holds the holes of the whole map (written to 8 decimals), one per
+        # catalogue row, in its order.
+        assert_same_regions(regions_by_position(Regions.read(holes, format="ds9"),
+                                                hdulist["CATALOG"].data),
+                            regions_by_position(whole.regions(), whole.catalog), atol=1e-8)
+    before, regions_before = output.read_bytes(), holes.read_bytes()
     assert main(arguments) != 0
     assert "--overwrite" in capsys.readouterr().err
     assert output.read_bytes() == before
+    output.unlink()
+    assert main(arguments) != 0  # the region file alone is not replaced either
+    assert "holes.reg exists" in capsys.readouterr().err
+    assert holes.read_bytes() == regions_before and not output.exists()
+    assert main([*arguments, "--overwrite"]) == 0
+    assert holes.read_bytes() == regions_before and output.exists()
     assert not list(tmp_path.glob("*.part"))
 
 

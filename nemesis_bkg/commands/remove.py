@@ -192,9 +192,6 @@ def _run_mosaic(args: argparse.Namespace, remover: CompactSourceRemover,
                 chunk_size: int) -> int:
     from ..parallel import remove_mosaic
 
-    if args.regions_out:
-        raise ValueError("--regions-out is not supported for mosaics (--chunk-size) yet; the "
-                         "catalogue extension of the output lists every hole")
     catalog = read_catalog(args.catalog) if args.catalog else None
     start = time.perf_counter()
     result = remove_mosaic(args.inputs[0], remover=remover, chunk_size=chunk_size,
@@ -202,6 +199,9 @@ def _run_mosaic(args: argparse.Namespace, remover: CompactSourceRemover,
                            protect=args.protect)
     # One chunk at a time: memory stays that of one chunk and its halo.
     result.write(args.output, overwrite=args.overwrite, chunks_at_once=1)
+    if args.regions_out:
+        # From the catalogue that write assembled: the mosaic is not computed again.
+        result.regions().write(args.regions_out, format="ds9", overwrite=args.overwrite)
     print(
         f"{args.inputs[0]}: {len(result.catalog)} sources removed as a mosaic of "
         f"{result.source_mask.numblocks[0]}x{result.source_mask.numblocks[1]} chunks "

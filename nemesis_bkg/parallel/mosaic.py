@@ -12,7 +12,9 @@ interior equals the whole-map result. Windows start at even pixels, so that
 half-integer positions round as in the whole map. A source belongs to the
 chunk that holds its peak, so the catalogue lists it once. The user's own
 sources and regions are read once for the whole map and handed to every
-window they reach (`~nemesis_bkg.parallel.mosaic_inputs`).
+window they reach (`~nemesis_bkg.parallel.mosaic_inputs`); the catalogue
+row of a region carries the region's place in the whole map's list, so that
+`MosaicResult.regions` gives the user's own region back for it.
 
 The chunks and their halos are Dask tasks that each read their own window
 of the input: ``dask.array.map_overlap`` needs a halo no larger than a
@@ -30,6 +32,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import astropy.units as u
 import dask
 import dask.array as da
 import numpy as np
@@ -38,6 +41,7 @@ from astropy.nddata import NDData
 from astropy.table import QTable
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
+from regions import CirclePixelRegion, PixCoord, PixelRegion, Regions
 from scipy import ndimage
 
 from ..instruments import Instrument, resolve_beam
@@ -47,7 +51,7 @@ from ..masking.holes import hole_radius
 from ..masking.result import make_catalog
 from ..results import catalog_to_fits_table
 from .mosaic_fits import MosaicFitsWriter
-from .mosaic_inputs import MosaicUserInputs
+from .mosaic_inputs import MosaicUserInputs, WindowRegion
 
 __all__ = ["MosaicResult", "mosaic_halo", "open_mosaic", "remove_mosaic"]
 
@@ -61,6 +65,10 @@ CHUNK_SIZE = 768
 
 #: Catalogue columns carried from the chunks to the mosaic's catalogue.
 _CATALOG_COLUMNS = ("x", "y", "peak_snr", "hole_radius", "segment_area", "flags", "origin")
+
+#: Column carried with them, not published: per row, the place of its user region in
+#: `MosaicUserInputs.area_regions` (-1 for a row without one).
+_REGION_INDEX = "region_index"
 
 
 def _box_reach(box_size: int) -> float:
@@ -282,6 +290,11 @@ def _remove_block(window: np.ndarray, window_mask: np.ndarray | None, *,
     owned = ((peak_row >= row.start) & (peak_row < row.stop)
              & (peak_col >= col.start) & (peak_col < col.stop))
     columns = {name: np.asarray(catalog[name])[owned] for name in _CATALOG_COLUMNS}
+    # A window's regions() gives, for a row made by a user region with an area, the region
+    # itself: here the window's part of it, which names the whole map's region.
+    region_index = np.array([shape.region_index if isinstance(shape, WindowRegion) else -1
+                             for shape in result.regions()], dtype=int)
+    columns[_REGION_INDEX] = region_index[owned]
     columns["y"] = columns["y"] + window_origin[0]
     columns["x"] = columns["x"] + window_origin[1]
     return _Block(
@@ -357,7 +370,9 @@ class MosaicResult:
     _blocks: dict[tuple[int, int], tuple[tuple[slice, slice], Any]] = dataclasses.field(
         repr=False)
     _unit: str | None = dataclasses.field(default=None, repr=False)
+    _user_regions: list[PixelRegion] = dataclasses.field(default_factory=list, repr=False)
     _catalog: QTable | None = dataclasses.field(default=None, repr=False)
+    _region_index: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def sources(self) -> NDData:
@@ -382,12 +397,14 @@ class MosaicResult:
             for index, block in zip(batch, computed, strict=True):
                 yield self._blocks[index][0], block
 
-    def _assemble_catalog(self, columns: list[dict[str, np.ndarray]]) -> QTable:
+    def _assemble_catalog(self, columns: list[dict[str, np.ndarray]]) -> None:
+        """Keep the chunks' rows, sorted, as `catalog` and the rows' user regions."""
         merged = {name: np.concatenate([part[name] for part in columns])
-                  for name in _CATALOG_COLUMNS}
+                  for name in (*_CATALOG_COLUMNS, _REGION_INDEX)}
         order = np.lexsort((merged["x"], merged["y"]))
-        return make_catalog(**{name: values[order] for name, values in merged.items()},
-                            wcs=self.wcs)
+        self._region_index = merged[_REGION_INDEX][order]
+        self._catalog = make_catalog(**{name: merged[name][order] for name in _CATALOG_COLUMNS},
+                                     wcs=self.wcs)
 
     @property
     def catalog(self) -> QTable:
@@ -397,9 +414,59 @@ class MosaicResult:
         the whole mosaic unless `write` already did.
         """
         if self._catalog is None:
-            self._catalog = self._assemble_catalog(
-                [block.catalog for _, block in self._computed_blocks(None, {})])
+            self._assemble_catalog([block.catalog for _, block in self._computed_blocks(None, {})])
         return self._catalog
+
+    def regions(self) -> Regions:
+        """
+        The holes as regions that DS9 can display, as
+        `~nemesis_bkg.results.RemovalResult.regions` gives them for a map in
+        memory.
+
+        One region per row of `catalog`, in its order: a circle of radius
+        ``hole_radius`` around each source, catalogue position and point
+        region, and the user's own region (in the map's pixel frame) for a
+        ``'region'`` row with an area; sky regions when the map has a
+        celestial WCS, pixel regions otherwise. Like `catalog`, the first
+        call runs the pipeline over the whole mosaic unless `write` (or
+        `catalog`) already did. Write them with
+        ``result.regions().write("holes.reg", format="ds9")``.
+
+        Returns
+        -------
+        `regions.Regions`
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.table import Table
+        >>> from regions import CirclePixelRegion, PixCoord
+        >>> from nemesis_bkg import CompactSourceRemover
+        >>> from nemesis_bkg.model import PConvUNet
+        >>> from nemesis_bkg.parallel import remove_mosaic
+        >>> remover = CompactSourceRemover(beam_fwhm=2.0, device="cpu",
+        ...                                model=PConvUNet(channels=(8, 16)))
+        >>> noise = np.random.default_rng(0).normal(size=(96, 96))
+        >>> result = remove_mosaic(noise, remover=remover, chunk_size=48, detect=False,
+        ...                        catalog=Table({"x": [20.0], "y": [30.0]}),
+        ...                        regions=CirclePixelRegion(PixCoord(47.5, 60.0), 6.0))
+        >>> [type(hole).__name__ for hole in result.regions()]
+        ['CirclePixelRegion', 'CirclePixelRegion']
+        >>> [(hole.center.xy, hole.radius) for hole in result.regions()][1]
+        ((47.5, 60.0), 6.0)
+        """
+        catalog = self.catalog
+        celestial = self.wcs is not None and self.wcs.has_celestial
+        x, y = np.asarray(catalog["x"]), np.asarray(catalog["y"])
+        radii = catalog["hole_radius"].to_value(u.pix)
+        shapes = []
+        for row_x, row_y, radius, index in zip(x, y, radii, self._region_index, strict=True):
+            if index >= 0:
+                region = self._user_regions[index]
+            else:
+                region = CirclePixelRegion(PixCoord(float(row_x), float(row_y)), float(radius))
+            shapes.append(region.to_sky(self.wcs) if celestial else region)
+        return Regions(shapes)
 
     def write(self, path: str | os.PathLike, *, overwrite: bool = False,
               chunks_at_once: int | None = None, **compute_kwargs: Any) -> None:
@@ -459,7 +526,7 @@ class MosaicResult:
                 writer.write_block("SOURCE_MASK", corner, holes)
                 writer.write_block("COVERAGE", corner, np.isfinite(data))
                 columns.append(block.catalog)
-            self._catalog = self._assemble_catalog(columns)
+            self._assemble_catalog(columns)
             table = fits.BinTableHDU(catalog_to_fits_table(self._catalog), name="CATALOG")
             writer.finish(table, {"NHOLES": len(self._catalog)})
 
@@ -650,4 +717,5 @@ def remove_mosaic(
         source_mask=assemble("source_mask", bool), fwhm_pixels=fwhm_pixels,
         instrument=instrument, wcs=wcs, halo=halo, parameters=parameters, _blocks=blocks,
         _unit=None if header is None else header.get("BUNIT"),
+        _user_regions=user_inputs.area_regions,
     )

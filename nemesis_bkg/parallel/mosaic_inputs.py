@@ -14,7 +14,10 @@ what falls in it, in its own pixel frame:
 - regions with an area are rasterised once over their bounding boxes, as the
   whole map rasterises them, and a window gets its part of those pixels
   (`WindowRegion`): shifting a region's geometry instead could move a pixel
-  centre lying on its edge across it, by a rounding.
+  centre lying on its edge across it, by a rounding. Each part names the
+  region it was cut from (``region_index``, its place in
+  `MosaicUserInputs.area_regions`), so that the catalogue row a window
+  makes for it leads back to the user's own region.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class WindowRegion(PixelRegion):
         Position (row, column) of ``pixels[0, 0]`` in the window.
     center : `regions.PixCoord`, optional
         The region's centre in the window's frame (its catalogue position).
+    region_index : int, optional
+        Place of the region it was cut from in
+        `MosaicUserInputs.area_regions` (None for a ``protect`` region).
 
     Examples
     --------
@@ -88,10 +94,11 @@ class WindowRegion(PixelRegion):
     _params = ("center",)
 
     def __init__(self, pixels: np.ndarray, corner: tuple[int, int],
-                 center: PixCoord | None = None) -> None:
+                 center: PixCoord | None = None, *, region_index: int | None = None) -> None:
         self.pixels = np.asarray(pixels, dtype=bool)
         self.corner = (int(corner[0]), int(corner[1]))
         self.center = center
+        self.region_index = region_index
         self.meta = RegionMeta()
         self.visual = RegionVisual()
 
@@ -142,13 +149,15 @@ class WindowRegion(PixelRegion):
 
 @dataclasses.dataclass(frozen=True)
 class _Raster:
-    """A region rasterised in the map's frame, clipped to the map."""
+    """A region (in the map's pixel frame) rasterised, clipped to the map."""
 
+    region: PixelRegion
     pixels: np.ndarray
     corner: tuple[int, int]
     center: tuple[float, float] | None
 
-    def cut(self, window: tuple[slice, slice]) -> WindowRegion | None:
+    def cut(self, window: tuple[slice, slice], region_index: int | None = None
+            ) -> WindowRegion | None:
         """The region's part of a window (None when it has no pixel there)."""
         first = [max(self.corner[axis], window[axis].start) for axis in (0, 1)]
         last = [min(self.corner[axis] + self.pixels.shape[axis], window[axis].stop)
@@ -163,7 +172,7 @@ class _Raster:
         if self.center is not None:
             center = PixCoord(self.center[0] - window[1].start, self.center[1] - window[0].start)
         return WindowRegion(pixels, (first[0] - window[0].start, first[1] - window[1].start),
-                            center)
+                            center, region_index=region_index)
 
 
 def _rasterise(region: PixelRegion, shape: tuple[int, int], what: str) -> _Raster | None:
@@ -181,8 +190,8 @@ def _rasterise(region: PixelRegion, shape: tuple[int, int], what: str) -> _Raste
     centre = getattr(region, "center", None)
     if centre is None:
         # The mean position of its pixels on the map, computed as the whole map does.
-        return _Raster(pixels, corner, (float(cols.mean()), float(rows.mean())))
-    return _Raster(pixels, corner, (float(centre.x), float(centre.y)))
+        return _Raster(region, pixels, corner, (float(cols.mean()), float(rows.mean())))
+    return _Raster(region, pixels, corner, (float(centre.x), float(centre.y)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +283,15 @@ class MosaicUserInputs:
                    protect=protected)
 
     @property
+    def area_regions(self) -> list[PixelRegion]:
+        """
+        The ``regions=`` regions with an area that cover a pixel of the map,
+        in the map's pixel frame, in the order of `regions` (the
+        ``region_index`` of a `WindowRegion`).
+        """
+        return [raster.region for raster in self.regions]
+
+    @property
     def largest_extent(self) -> float:
         """Largest side, in pixels, of a hole whose size the user set (0 without)."""
         extents = [max(raster.pixels.shape) for raster in self.regions]
@@ -323,7 +341,8 @@ class MosaicUserInputs:
         x, y, inside = self._positions_in(self.points[:, 0], self.points[:, 1], window)
         regions = [PointPixelRegion(PixCoord(px, py))
                    for px, py in zip(x[inside], y[inside], strict=True)]
-        regions += [cut for cut in (raster.cut(window) for raster in self.regions)
+        regions += [cut for cut in (raster.cut(window, index)
+                                    for index, raster in enumerate(self.regions))
                     if cut is not None]
         protect = [cut for cut in (raster.cut(window) for raster in self.protect)
                    if cut is not None]
