@@ -18,6 +18,7 @@ import astropy.units as u
 import numpy as np
 
 from .engine import PRECISIONS, inpaint_map
+from .engine.inference import check_engine_settings
 from .engine.normalize import SAFE_EXPONENT
 from .instruments import Instrument, get_instrument, resolve_beam
 from .io import ImageInput, read_image
@@ -139,12 +140,8 @@ class CompactSourceRemover:
             raise ValueError(f"snr_threshold must be positive, got {snr_threshold!r}.")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
-        # The engine checks these too, but only at the first map.
-        for name, value, what in (("batch_size", batch_size, "tiles"),
-                                  ("n_threads", n_threads, "threads")):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"{name} must be a positive number of {what}, got {value!r}.")
+        # Here rather than at the first map.
+        check_engine_settings(batch_size=batch_size, n_threads=n_threads)
         _check_beam(beam_fwhm)
         if instrument is not None:
             get_instrument(instrument)  # an unknown band fails here, not at the first map

@@ -24,7 +24,7 @@ from .features import network_inputs, network_outputs
 from .fill import biharmonic_fill, classical_fill
 from .normalize import power_of_two_exponent, tile_scaling
 
-__all__ = ["PRECISIONS", "default_batch_size", "hole_tiles", "inpaint_map"]
+__all__ = ["PRECISIONS", "check_engine_settings", "default_batch_size", "hole_tiles", "inpaint_map"]
 
 #: Arithmetic the network may run in: full single precision, or mixed
 #: precision (matrix work in 16 bits, accumulations in 32) through `torch.autocast`.
@@ -233,6 +233,35 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     return n_not_finite
 
 
+def check_engine_settings(*, batch_size: int | None = None,
+                          n_threads: int | None = None) -> None:
+    """
+    Refuse a batch size or thread count the engine cannot use.
+
+    Parameters
+    ----------
+    batch_size, n_threads : int or None
+        Tiles per forward pass and CPU threads; None leaves the default.
+
+    Raises
+    ------
+    ValueError
+        If either is given and is not a positive whole number.
+
+    Examples
+    --------
+    >>> check_engine_settings(batch_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a positive number of tiles, got 0.
+    """
+    for name, value, what in (("batch_size", batch_size, "tiles"),
+                              ("n_threads", n_threads, "threads")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"{name} must be a positive number of {what}, got {value!r}.")
+
+
 def inpaint_map(
     data: np.ndarray,
     hole_mask: np.ndarray,
@@ -344,10 +373,7 @@ def inpaint_map(
         raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of tiles, got {batch_size}")
-    if n_threads is not None and n_threads < 1:
-        raise ValueError(f"n_threads must be a positive number, got {n_threads}")
+    check_engine_settings(batch_size=batch_size, n_threads=n_threads)
     target = resolve_device(device)
     if precision == "float16" and target.type != "cuda":
         raise ValueError("precision='float16' needs a CUDA device; use 'bfloat16' on a CPU")

@@ -23,6 +23,7 @@ __all__ = [
     "ORIGINS",
     "SourceMask",
     "empty_catalog",
+    "hole_regions",
     "make_catalog",
 ]
 
@@ -213,16 +214,44 @@ class SourceMask:
         >>> type(hole).__name__, round(hole.center.x), round(hole.center.y)
         ('CirclePixelRegion', 30, 33)
         """
-        celestial = self.wcs is not None and self.wcs.has_celestial
         user_regions = iter(self.user_regions)
-        shapes = []
-        for row in self.catalog:
-            if row["origin"] == "region":
-                region = next(user_regions)
-            else:
-                region = CirclePixelRegion(
-                    center=PixCoord(float(row["x"]), float(row["y"])),
-                    radius=float(row["hole_radius"].to_value(u.pix)),
-                )
-            shapes.append(region.to_sky(self.wcs) if celestial else region)
-        return Regions(shapes)
+        return hole_regions(self.catalog, [next(user_regions) if origin == "region" else None
+                                           for origin in self.catalog["origin"]], self.wcs)
+
+
+def hole_regions(catalog: QTable, user_regions: list[PixelRegion | None],
+                 wcs: WCS | None) -> Regions:
+    """
+    The holes of a catalogue as regions that DS9 can display.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.QTable`
+        Rows with ``x``, ``y`` (pixels) and ``hole_radius``.
+    user_regions : list
+        Per row, the user's own region (in the map's pixel frame) that made
+        the hole, or None for a circle of ``hole_radius`` around ``x, y``.
+    wcs : `~astropy.wcs.WCS` or None
+        Sky regions when it has celestial axes, pixel regions otherwise.
+
+    Returns
+    -------
+    `regions.Regions`
+
+    Examples
+    --------
+    >>> catalog = make_catalog(x=[3.0], y=[4.0], peak_snr=[9.0], hole_radius=[2.5],
+    ...                        segment_area=[7], flags=[0], origin=["detected"], wcs=None)
+    >>> hole = hole_regions(catalog, [None], None)[0]
+    >>> type(hole).__name__, hole.center.xy, hole.radius
+    ('CirclePixelRegion', (3.0, 4.0), 2.5)
+    """
+    celestial = wcs is not None and wcs.has_celestial
+    radii = catalog["hole_radius"].to_value(u.pix)
+    shapes = []
+    for x, y, radius, region in zip(catalog["x"], catalog["y"], radii, user_regions,
+                                    strict=True):
+        if region is None:
+            region = CirclePixelRegion(PixCoord(float(x), float(y)), float(radius))
+        shapes.append(region.to_sky(wcs) if celestial else region)
+    return Regions(shapes)

@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import astropy.units as u
 import dask
 import dask.array as da
 import numpy as np
@@ -41,14 +40,14 @@ from astropy.nddata import NDData
 from astropy.table import QTable
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
-from regions import CirclePixelRegion, PixCoord, PixelRegion, Regions
+from regions import PixelRegion, Regions
 from scipy import ndimage
 
 from ..instruments import Instrument, resolve_beam
 from ..io import read_image
 from ..masking.detection import FWHM_TO_SIGMA
 from ..masking.holes import hole_radius
-from ..masking.result import make_catalog
+from ..masking.result import hole_regions, make_catalog
 from ..results import catalog_to_fits_table
 from .mosaic_fits import MosaicFitsWriter
 from .mosaic_inputs import MosaicUserInputs, WindowRegion
@@ -456,17 +455,8 @@ class MosaicResult:
         ((47.5, 60.0), 6.0)
         """
         catalog = self.catalog
-        celestial = self.wcs is not None and self.wcs.has_celestial
-        x, y = np.asarray(catalog["x"]), np.asarray(catalog["y"])
-        radii = catalog["hole_radius"].to_value(u.pix)
-        shapes = []
-        for row_x, row_y, radius, index in zip(x, y, radii, self._region_index, strict=True):
-            if index >= 0:
-                region = self._user_regions[index]
-            else:
-                region = CirclePixelRegion(PixCoord(float(row_x), float(row_y)), float(radius))
-            shapes.append(region.to_sky(self.wcs) if celestial else region)
-        return Regions(shapes)
+        return hole_regions(catalog, [self._user_regions[index] if index >= 0 else None
+                                      for index in self._region_index], self.wcs)
 
     def write(self, path: str | os.PathLike, *, overwrite: bool = False,
               chunks_at_once: int | None = None, **compute_kwargs: Any) -> None:
