@@ -310,7 +310,7 @@ def test_inpaint_map_gives_the_model_back_as_it_was():
 
 
 def test_torch_threads_are_restored_when_the_network_fails(tiny_model, monkeypatch):
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError("broken network")
 
     monkeypatch.setattr(tiny_model, "forward", broken)
@@ -372,3 +372,33 @@ def test_big_endian_and_float32_maps_give_the_native_result(tiny_model):
                             device="cpu")
     assert single.dtype == np.dtype(">f4")
     assert np.allclose(single[holes], native[holes], rtol=1e-5, atol=1e-4)
+
+
+class _WholeOutputNetwork(torch.nn.Module):
+    """The network run on every pixel of each tile, its output cut to the region afterwards."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+        self.metadata = network.metadata
+        self.downsampling_factor = network.downsampling_factor
+
+    def forward(self, inputs, coverage, *, region=None):
+        outputs = self.network(inputs, coverage)
+        return outputs if region is None else outputs[..., region[0], region[1]]
+
+
+def test_decoding_only_the_holes_gives_the_whole_tile_result(tiny_model):
+    _, data = power_law_map((96, 128), seed=8)
+    data[:6, :30] = np.nan
+    # Holes of different sizes, one against the border and one against the no-coverage corner.
+    holes = disk_holes(data.shape, [(40, 40), (70, 100), (3, 60), (8, 20)], 4)
+    holes |= disk_holes(data.shape, [(50, 80)], 9)
+    background, error = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu",
+                                    tile_size=32)
+    whole_background, whole_error = inpaint_map(data, holes, None, 3.0, device="cpu",
+                                                model=_WholeOutputNetwork(tiny_model),
+                                                tile_size=32)
+    assert not np.allclose(background[holes], data[holes])
+    np.testing.assert_allclose(background, whole_background, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(error, whole_error, rtol=1e-6, atol=1e-6)

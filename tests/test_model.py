@@ -139,6 +139,54 @@ def test_unet_ignores_values_without_coverage():
     assert torch.allclose(first, second, atol=1e-5)
 
 
+
+def _randomised_unet(channels=(4, 8, 8, 16)):
+    """An eval-mode U-Net whose every weight and batch-norm statistic is random."""
+    torch.manual_seed(5)
+    net = PConvUNet(channels=channels)
+    for parameter in net.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("region", [
+    (slice(0, 32), slice(0, 48)),      # everything
+    (slice(None), slice(None)),
+    (slice(0, 1), slice(0, 1)),        # corners: the decoder windows meet the tile's border
+    (slice(31, 32), slice(47, 48)),
+    (slice(9, 23), slice(13, 40)),     # a hole-sized box
+    (slice(15, 17), slice(23, 25)),    # across the middle of the deepest level
+    (slice(7, 8), slice(0, 48)),       # one full row
+])
+def test_unet_region_equals_the_whole_output_cut(region):
+    net = _randomised_unet()
+    inputs = torch.randn(3, 4, 32, 48)
+    coverage = _random_mask((3, 1, 32, 48), seed=4, valid_fraction=0.8)
+    with torch.no_grad():
+        whole = net(inputs, coverage)
+        part = net(inputs, coverage, region=region)
+    expected = whole[..., region[0], region[1]]
+    assert part.shape == expected.shape
+    assert whole.abs().max() > 0.1
+    torch.testing.assert_close(part, expected, rtol=1e-5, atol=1e-5 * float(whole.abs().max()))
+
+
+def test_unet_region_is_refused_when_it_cannot_be_honoured():
+    net = _randomised_unet()
+    inputs, coverage = torch.randn(1, 4, 16, 16), torch.ones(1, 1, 16, 16)
+    for region in [(slice(4, 4), slice(0, 16)), (slice(0, 17), slice(0, 16)),
+                   (slice(-3, None), slice(0, 16)), (slice(0, 16, 2), slice(0, 16)),
+                   (slice(0, 8),), (0, slice(0, 8))]:
+        with pytest.raises(ValueError, match="region"):
+            net(inputs, coverage, region=region)
+    net.train()
+    with pytest.raises(ValueError, match="eval"):
+        net(inputs, coverage, region=(slice(0, 8), slice(0, 8)))
+
 @pytest.fixture
 def saved_model(tmp_path):
     torch.manual_seed(3)

@@ -210,18 +210,26 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
         return n_not_finite
     inputs = torch.from_numpy(np.stack([job[0] for job in jobs])).to(device)
     coverage = torch.from_numpy(np.stack([job[1] for job in jobs])).to(device)
+    # Only the holes' pixels are kept: the network computes the box around all of the
+    # batch's holes (tiles of one shape are centred on their holes, so the boxes nearly agree).
+    top = min(int(job[4][0].min()) for job in jobs)
+    left = min(int(job[4][1].min()) for job in jobs)
+    region = (slice(top, max(int(job[4][0].max()) for job in jobs) + 1),
+              slice(left, max(int(job[4][1].max()) for job in jobs) + 1))
     autocast = (torch.autocast(device.type, dtype=PRECISIONS[precision])
                 if PRECISIONS[precision] is not None else contextlib.nullcontext())
     with autocast:
-        outputs = model(inputs, coverage)
+        outputs = model(inputs, coverage, region=region)
     outputs = outputs.float().cpu().numpy()
     for output, (_, _, tile, scaling, (rows, cols), (rows_map, cols_map)) in zip(
         outputs, jobs, strict=True
     ):
-        tile_background, tile_error = network_outputs(
-            output, tile["filled"], tile["error"], scaling, sigma_calibration=calibration
+        region_background, region_error = network_outputs(
+            output, tile["filled"][region], tile["error"][region], scaling,
+            sigma_calibration=calibration,
         )
-        hole_background, hole_error = tile_background[rows, cols], tile_error[rows, cols]
+        hole_background = region_background[rows - top, cols - left]
+        hole_error = region_error[rows - top, cols - left]
         fillable = np.isfinite(tile["filled"][rows, cols])
         if not (np.isfinite(hole_background[fillable]).all()
                 and np.isfinite(hole_error[fillable]).all()):

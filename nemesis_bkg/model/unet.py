@@ -87,7 +87,13 @@ class PConvUNet(nn.Module):
         """Tile sides must be multiples of this."""
         return 2 ** (len(self.channels) - 1)
 
-    def forward(self, inputs: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        coverage: torch.Tensor,
+        *,
+        region: tuple[slice, slice] | None = None,
+    ) -> torch.Tensor:
         """
         Predict the correction and the log uncertainty factor.
 
@@ -98,12 +104,41 @@ class PConvUNet(nn.Module):
         coverage : `torch.Tensor`
             Shape (N, 1, H, W): 1 where the map has data (or one mask per
             input channel, (N, in_channels, H, W)).
+        region : tuple of two slices, optional
+            The rows and columns of the output wanted (steps of 1, within
+            the tile). The encoder still runs on the whole tile (its deepest
+            level sees all of it), but each decoder level runs only on the
+            pixels the region depends on, about half the work for a hole in
+            a 64-pixel tile. The result equals the whole output cut to the
+            region, up to float rounding. Eval mode only: in training mode
+            batch norm would take its statistics over those pixels alone.
 
         Returns
         -------
         `torch.Tensor`
-            Shape (N, 2, H, W): channel 0 the correction, channel 1 the log
-            factor; meaningful where the coverage is 1.
+            Shape (N, 2, H, W), or that of the region: channel 0 the
+            correction, channel 1 the log factor; meaningful where the
+            coverage is 1.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not fit, or ``region`` is empty, outside the
+            tile, strided, or given in training mode.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = PConvUNet(channels=(8, 16, 32)).eval()
+        >>> _ = torch.nn.init.normal_(net.head.weight)  # a fresh head outputs zeros
+        >>> inputs, coverage = torch.randn(1, 4, 32, 32), torch.ones(1, 1, 32, 32)
+        >>> with torch.no_grad():
+        ...     whole = net(inputs, coverage)
+        ...     part = net(inputs, coverage, region=(slice(10, 20), slice(12, 18)))
+        >>> part.shape
+        torch.Size([1, 2, 10, 6])
+        >>> bool(torch.allclose(part, whole[..., 10:20, 12:18], atol=1e-5))
+        True
         """
         factor = self.downsampling_factor
         if inputs.shape[-2] % factor or inputs.shape[-1] % factor:
@@ -119,6 +154,7 @@ class PConvUNet(nn.Module):
                 f"coverage of shape {tuple(coverage.shape)} does not match the inputs "
                 f"{tuple(inputs.shape)}; give (N, 1, H, W)"
             )
+        spans, held = self._decoder_spans((rows, cols), region)
         features, mask = self.stem(inputs, coverage)
         skips = [(features, mask)]
         for down, encode in zip(self.down, self.encode, strict=True):
@@ -126,10 +162,19 @@ class PConvUNet(nn.Module):
             features, mask = encode(features, mask)
             skips.append((features, mask))
         skips.pop()
-        for decode in self.decode:
+        # ``held``: the pixels of the current level computed so far (at first, of the deepest).
+        features, mask = features[..., held[0], held[1]], mask[..., held[0], held[1]]
+        for decode, (needed, window) in zip(self.decode, reversed(spans), strict=True):
             skip_features, skip_mask = skips.pop()
+            # Nearest upsampling of the held pixels, cut to the window the block reads.
+            upsampled = [slice(edge.start - 2 * held_edge.start, edge.stop - 2 * held_edge.start)
+                         for edge, held_edge in zip(window, held, strict=True)]
             features = F.interpolate(features, scale_factor=2, mode="nearest")
             mask = F.interpolate(mask, scale_factor=2, mode="nearest")
+            features = features[..., upsampled[0], upsampled[1]]
+            mask = mask[..., upsampled[0], upsampled[1]]
+            skip_features = skip_features[..., window[0], window[1]]
+            skip_mask = skip_mask[..., window[0], window[1]]
             # The skip connection carries its own validity, channel by channel.
             combined_mask = torch.cat(
                 [
@@ -139,4 +184,49 @@ class PConvUNet(nn.Module):
                 dim=1,
             )
             features, mask = decode(torch.cat([features, skip_features], dim=1), combined_mask)
+            # The window's rim saw the block's zero padding instead of the level's pixels:
+            # only the needed pixels, whose 3x3 neighbourhoods lie in the window, are kept.
+            inner = [slice(edge.start - window_edge.start, edge.stop - window_edge.start)
+                     for edge, window_edge in zip(needed, window, strict=True)]
+            features, mask = features[..., inner[0], inner[1]], mask[..., inner[0], inner[1]]
+            held = needed
         return self.head(features)
+
+    def _decoder_spans(self, shape, region):
+        """
+        What each decoder level computes for the output ``region``.
+
+        Returns, finest level first, for each decoder level the pixels
+        needed and the window its 3x3 block reads (those pixels grown by
+        one, within the level); and the pixels needed of the deepest level.
+        """
+        if region is None:
+            region = (slice(None), slice(None))
+        elif self.training:
+            raise ValueError(
+                "region= is for inference: call eval() first (in training mode batch norm "
+                "would take its statistics over the region alone)"
+            )
+        if len(region) != 2 or not all(isinstance(edge, slice) for edge in region):
+            raise ValueError(f"region must be two slices (rows, columns), got {region!r}")
+        needed = []
+        for edge, size in zip(region, shape, strict=True):
+            start, stop, step = edge.indices(size)
+            inside = ((edge.start is None or 0 <= edge.start)
+                      and (edge.stop is None or edge.stop <= size))
+            if step != 1 or stop <= start or not inside:
+                raise ValueError(
+                    f"region {region!r} must be non-empty, in steps of 1 and within the tile "
+                    f"of shape {tuple(shape)}"
+                )
+            needed.append((start, stop))
+        spans = []
+        for level in range(len(self.channels) - 1):
+            sizes = [side >> level for side in shape]
+            window = [(max(start - 1, 0), min(stop + 1, size))
+                      for (start, stop), size in zip(needed, sizes, strict=True)]
+            spans.append((tuple(slice(*edge) for edge in needed),
+                          tuple(slice(*edge) for edge in window)))
+            # The coarser level's pixels under the window (nearest upsampling repeats each 2x2).
+            needed = [(start // 2, (stop - 1) // 2 + 1) for start, stop in window]
+        return spans, tuple(slice(*edge) for edge in needed)
