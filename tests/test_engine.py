@@ -17,6 +17,7 @@ from nemesis_bkg.engine import (
     kriging_fill,
     tile_scaling,
 )
+from nemesis_bkg.engine.normalize import power_of_two_exponent
 from nemesis_bkg.model import PConvUNet, load_model
 
 torch.set_num_threads(1)
@@ -402,3 +403,23 @@ def test_decoding_only_the_holes_gives_the_whole_tile_result(tiny_model):
     assert not np.allclose(background[holes], data[holes])
     np.testing.assert_allclose(background, whole_background, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(error, whole_error, rtol=1e-6, atol=1e-6)
+
+
+def test_power_of_two_exponent_ignores_non_finite_values():
+    assert power_of_two_exponent(np.array([np.inf, -np.inf, np.nan, 3.0])) == 0
+    assert power_of_two_exponent(np.array([np.inf, 1e300, np.nan])) == np.frexp(1e300)[1]
+    assert power_of_two_exponent(np.array([-1e-300, 1e-310])) == np.frexp(1e-300)[1]
+    assert power_of_two_exponent(np.full((3, 3), np.nan)) == 0
+    assert power_of_two_exponent(np.array([])) == 0
+
+
+def test_fills_side_by_side_give_the_sequential_result(tiny_model, monkeypatch):
+    # The fills run side by side when torch may use several threads; the network itself
+    # keeps one thread here, since its sums depend on their number.
+    _, data = power_law_map((96, 96), seed=21)
+    holes = disk_holes(data.shape, [(30, 30), (60, 70), (20, 75)], 5)
+    one = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    two = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+    for first, second in zip(one, two, strict=True):
+        np.testing.assert_array_equal(first, second)

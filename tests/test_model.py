@@ -187,6 +187,19 @@ def test_unet_region_is_refused_when_it_cannot_be_honoured():
     with pytest.raises(ValueError, match="eval"):
         net(inputs, coverage, region=(slice(0, 8), slice(0, 8)))
 
+
+def test_decoder_one_channel_mask_equals_the_per_channel_masks(monkeypatch):
+    # With full coverage the decoder passes one mask channel for the upsampled features and
+    # the skip together; the per-channel masks it stands for must give the same output.
+    net = _randomised_unet()
+    inputs, coverage = torch.randn(2, 4, 32, 32), torch.ones(2, 1, 32, 32)
+    with torch.no_grad():
+        shortcut = net(inputs, coverage)
+        monkeypatch.setattr(torch, "equal", lambda first, second: False)
+        per_channel = net(inputs, coverage)
+    monkeypatch.undo()
+    assert torch.equal(shortcut, per_channel)
+
 @pytest.fixture
 def saved_model(tmp_path):
     torch.manual_seed(3)

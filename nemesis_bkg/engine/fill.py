@@ -144,10 +144,14 @@ def fit_generalized_covariance(
             exponent)
 
 
-def _components(hole_mask):
-    """Label image of the connected holes (8-connectivity) and each one's bounding box."""
+def _label_holes(hole_mask):
+    """
+    The connected holes (8-connectivity): their label image and each one's bounding box.
+
+    Labelled once per map: the fills and the engine's tiles all use it.
+    """
     labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
-    return labels, enumerate(ndimage.find_objects(labels), start=1)
+    return labels, ndimage.find_objects(labels)
 
 
 def _grow(slices, margin, shape):
@@ -209,7 +213,8 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
         # Conditioning points on one line (a hole against a straight no-coverage edge)
         # leave the plane undetermined: the caller falls back to the plane or the mean.
         warnings.simplefilter("ignore", LinAlgWarning)
-        factors = lu_factor(system)
+        # Built from finite numbers (the norm is checked above): no scan for NaN needed.
+        factors = lu_factor(system, check_finite=False)
         # A hole of millions of pixels is solved in chunks, so that the right-hand sides
         # (one column per pixel) stay a few tens of megabytes.
         for start in range(0, len(targets), _TARGETS_PER_SOLVE):
@@ -217,7 +222,7 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
             right = np.empty((size + 3, len(chunk)))
             right[:size] = sign * cdist(points, chunk) ** exponent / norm
             right[size:] = np.column_stack([np.ones(len(chunk)), chunk]).T
-            weights = lu_solve(factors, right)
+            weights = lu_solve(factors, right, check_finite=False)
             if not np.all(np.isfinite(weights)):
                 return None
             predictions.append(weights[:size].T @ values)
@@ -315,47 +320,61 @@ def kriging_fill(
     data, hole_mask = _check_inputs(data, hole_mask)
     if not (np.isfinite(fwhm_pixels) and fwhm_pixels > 0):
         raise ValueError(f"fwhm_pixels must be a positive number, got {fwhm_pixels}")
+    return _kriging_fill(data, hole_mask, *_label_holes(hole_mask), fwhm_pixels=fwhm_pixels,
+                         max_points=max_points, seed=seed)
+
+
+def _kriging_fill(data, hole_mask, labels, hole_slices, *, fwhm_pixels, max_points=160, seed=0):
+    """`kriging_fill` of checked inputs whose holes are labelled already (`_label_holes`)."""
     filled = data.copy()
     filled[hole_mask] = np.nan
     variance = np.zeros_like(data)
-    ring_width = max(2.0 * fwhm_pixels, 3.0)
-    margin = int(np.ceil(2 * ring_width)) + 2
     usable_map = np.isfinite(data) & ~hole_mask
-    labels, components = _components(hole_mask)
-    for index, slices in components:
-        hole_radius = np.sqrt(np.count_nonzero(labels[slices] == index) / np.pi)
-        width = max(ring_width, 0.5 * hole_radius)
-        # A large hole's ring is wider than the usual margin: the cutout must hold all of it.
-        window = _grow(slices, max(margin, int(np.ceil(width))), hole_mask.shape)
-        component = labels[window] == index
-        # Each hole's subsample is seeded by the hole's own shape, so that its fill does
-        # not depend on the other holes of the map (a chunk of a mosaic sees fewer).
-        rng = np.random.default_rng([seed, zlib.crc32(np.packbits(component).tobytes()),
-                                     *component.shape])
-        usable = usable_map[window]
-        rows, cols = _conditioning_points(component, usable, width, max_points, rng)
-        if rows.size == 0:
-            continue
-        cutout = np.where(usable, data[window], np.nan)
-        values = cutout[rows, cols]
-        nugget, amplitude, exponent = fit_generalized_covariance(
-            cutout, max_lag=int(2 * width) + 1
-        )
-        target_rows, target_cols = np.nonzero(component)
-        points = np.stack([rows, cols], axis=1).astype(float)
-        targets = np.stack([target_rows, target_cols], axis=1).astype(float)
-        kriged = None
-        if amplitude > 0 and rows.size >= 6:
-            kriged = _universal_kriging(points, values, targets, nugget=nugget,
-                                        amplitude=amplitude, exponent=exponent)
-        if kriged is None:
-            kriged = _trend_fill(points, values, targets, nugget=nugget)
-        prediction, prediction_variance = kriged
-        window_fill = filled[window]
-        window_fill[target_rows, target_cols] = prediction
-        window_variance = variance[window]
-        window_variance[target_rows, target_cols] = prediction_variance
+    ring_width = max(2.0 * fwhm_pixels, 3.0)
+    for index, slices in enumerate(hole_slices, start=1):
+        hole_fill = _krige_hole(data, labels, usable_map, index, slices, ring_width=ring_width,
+                                max_points=max_points, seed=seed)
+        if hole_fill is not None:
+            rows, cols, prediction, prediction_variance = hole_fill
+            filled[rows, cols] = prediction
+            variance[rows, cols] = prediction_variance
     return filled, variance
+
+
+def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_points, seed):
+    """
+    Kriging fill of the hole ``index`` of ``labels`` (bounding box ``slices``).
+
+    Returns its pixels' rows and columns in the map, the prediction and its
+    variance; None when no usable pixel surrounds it.
+    """
+    margin = int(np.ceil(2 * ring_width)) + 2
+    hole_radius = np.sqrt(np.count_nonzero(labels[slices] == index) / np.pi)
+    width = max(ring_width, 0.5 * hole_radius)
+    # A large hole's ring is wider than the usual margin: the cutout must hold all of it.
+    window = _grow(slices, max(margin, int(np.ceil(width))), labels.shape)
+    component = labels[window] == index
+    # Each hole's subsample is seeded by the hole's own shape, so that its fill does
+    # not depend on the other holes of the map (a chunk of a mosaic sees fewer).
+    rng = np.random.default_rng([seed, zlib.crc32(np.packbits(component).tobytes()),
+                                 *component.shape])
+    usable = usable_map[window]
+    rows, cols = _conditioning_points(component, usable, width, max_points, rng)
+    if rows.size == 0:
+        return None
+    cutout = np.where(usable, data[window], np.nan)
+    values = cutout[rows, cols]
+    nugget, amplitude, exponent = fit_generalized_covariance(cutout, max_lag=int(2 * width) + 1)
+    target_rows, target_cols = np.nonzero(component)
+    points = np.stack([rows, cols], axis=1).astype(float)
+    targets = np.stack([target_rows, target_cols], axis=1).astype(float)
+    kriged = None
+    if amplitude > 0 and rows.size >= 6:
+        kriged = _universal_kriging(points, values, targets, nugget=nugget,
+                                    amplitude=amplitude, exponent=exponent)
+    if kriged is None:
+        kriged = _trend_fill(points, values, targets, nugget=nugget)
+    return (target_rows + window[0].start, target_cols + window[1].start, *kriged)
 
 
 def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
@@ -393,8 +412,12 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     True
     """
     data, hole_mask = _check_inputs(data, hole_mask)
+    return _biharmonic_fill(data, hole_mask, _label_holes(hole_mask)[0])
+
+
+def _biharmonic_fill(data, hole_mask, labels):
+    """`biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`)."""
     filled = data.copy()
-    labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
     hole_rows, hole_cols = np.nonzero(hole_mask)
     if hole_rows.size == 0:
         return filled
@@ -402,7 +425,6 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     # Row-major indices of the hole pixels, sorted (np.nonzero's order): an unknown's
     # number is its rank among them.
     hole_indices = hole_rows * n_cols + hole_cols
-    known = np.where(np.isfinite(data) & ~hole_mask, data, np.nan)
     laplacian_stencil = ((0, 0, -4.0), (1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0))
     # A weak membrane (first differences) pins pixels that no full Laplacian
     # stencil reaches, e.g. along a no-coverage edge.
@@ -423,8 +445,9 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
             inside &= (rows >= 0) & (rows < n_rows) & (cols >= 0) & (cols < n_cols)
         points = [(rows[inside], cols[inside], weight) for rows, cols, weight in points]
         point_labels = np.stack([labels[rows, cols] for rows, cols, _ in points])
+        # Every point of a stencil in its domain is a hole pixel or a data pixel.
         in_domain = np.all((point_labels > 0) | np.stack(
-            [np.isfinite(known[rows, cols]) for rows, cols, _ in points]), axis=0)
+            [np.isfinite(data[rows, cols]) for rows, cols, _ in points]), axis=0)
         # A stencil that reaches into two holes belongs to neither (each hole is solved
         # with the others outside its domain).
         hole_label = point_labels.max(axis=0)
@@ -439,8 +462,7 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
             row_ids.append(np.flatnonzero(is_unknown))
             column_ids.append(ids[is_unknown])
             coefficients.append(np.full(int(is_unknown.sum()), weight))
-            constant += weight * np.where(is_unknown, 0.0,
-                                          np.nan_to_num(known[rows[keep], cols[keep]]))
+            constant += weight * np.where(is_unknown, 0.0, data[rows[keep], cols[keep]])
             touches_data |= ~is_unknown
         blocks.append(sparse.csr_matrix(
             (np.concatenate(coefficients), (np.concatenate(row_ids), np.concatenate(column_ids))),

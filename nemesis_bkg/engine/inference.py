@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
 from ..model import load_model, resolve_device
 from .features import network_inputs, network_outputs
-from .fill import biharmonic_fill, classical_fill
+from .fill import _biharmonic_fill, _kriging_fill, _label_holes
 from .normalize import power_of_two_exponent, tile_scaling
 
 __all__ = ["PRECISIONS", "check_engine_settings", "default_batch_size", "hole_tiles", "inpaint_map"]
@@ -143,10 +143,15 @@ def hole_tiles(
     >>> [placement for _, placement in hole_tiles(holes, tile_size=32, multiple=16, margin=8)]
     [(26, 36, 32, 32)]
     """
-    labels, _ = ndimage.label(hole_mask, structure=np.ones((3, 3), bool))
+    return _hole_tiles(*_label_holes(np.asarray(hole_mask, dtype=bool)), tile_size=tile_size,
+                       multiple=multiple, margin=margin)
+
+
+def _hole_tiles(labels, hole_slices, *, tile_size, multiple, margin):
+    """`hole_tiles` of holes labelled already (`~nemesis_bkg.engine.fill._label_holes`)."""
     smallest_side = -(-tile_size // multiple) * multiple
     tiles = []
-    for index, (row_slice, col_slice) in enumerate(ndimage.find_objects(labels), start=1):
+    for index, (row_slice, col_slice) in enumerate(hole_slices, start=1):
         placement = []
         for span in (row_slice, col_slice):
             extent = span.stop - span.start
@@ -186,14 +191,16 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     for component, placement in batch:
         tile = {name: _cut(array, placement, np.nan if array.dtype.kind == "f" else False)
                 for name, array in arrays.items()}
-        tile["error"] = np.nan_to_num(tile["error"])
+        tile["error"] = np.nan_to_num(np.sqrt(tile.pop("variance")))
+        tile["usable"] = tile["trusted"] | (tile["holes"] & np.isfinite(tile["filled"]))
         rows, cols = np.nonzero(component)
         rows_map, cols_map = rows + placement[0], cols + placement[1]
+        classical = (arrays["filled"][rows_map, cols_map],
+                     np.sqrt(arrays["variance"][rows_map, cols_map]))
         scaling = tile_scaling(tile["filled"], tile["trusted"])
         if scaling is None:
             # Nothing to normalise by (flat or empty surroundings): keep the classical fill.
-            background[rows_map, cols_map] = arrays["filled"][rows_map, cols_map]
-            background_error[rows_map, cols_map] = arrays["error"][rows_map, cols_map]
+            background[rows_map, cols_map], background_error[rows_map, cols_map] = classical
             continue
         # Pixels over 1e38 times the tile's spread from its median overflow float32: such a
         # tile keeps its classical fill (counted, and reported by the caller).
@@ -201,11 +208,11 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
             inputs, coverage = network_inputs(tile["filled"], tile["holes"], tile["error"],
                                               tile["biharmonic"], tile["usable"], scaling)
         if not np.isfinite(inputs).all():
-            background[rows_map, cols_map] = arrays["filled"][rows_map, cols_map]
-            background_error[rows_map, cols_map] = arrays["error"][rows_map, cols_map]
+            background[rows_map, cols_map], background_error[rows_map, cols_map] = classical
             n_not_finite += 1
             continue
-        jobs.append((inputs, coverage, tile, scaling, (rows, cols), (rows_map, cols_map)))
+        jobs.append((inputs, coverage, tile, scaling, (rows, cols), (rows_map, cols_map),
+                     classical))
     if not jobs:
         return n_not_finite
     inputs = torch.from_numpy(np.stack([job[0] for job in jobs])).to(device)
@@ -221,7 +228,7 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     with autocast:
         outputs = model(inputs, coverage, region=region)
     outputs = outputs.float().cpu().numpy()
-    for output, (_, _, tile, scaling, (rows, cols), (rows_map, cols_map)) in zip(
+    for output, (_, _, tile, scaling, (rows, cols), (rows_map, cols_map), classical) in zip(
         outputs, jobs, strict=True
     ):
         region_background, region_error = network_outputs(
@@ -233,8 +240,7 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
         fillable = np.isfinite(tile["filled"][rows, cols])
         if not (np.isfinite(hole_background[fillable]).all()
                 and np.isfinite(hole_error[fillable]).all()):
-            hole_background = arrays["filled"][rows_map, cols_map]
-            hole_error = arrays["error"][rows_map, cols_map]
+            hole_background, hole_error = classical
             n_not_finite += 1
         background[rows_map, cols_map] = hole_background
         background_error[rows_map, cols_map] = hole_error
@@ -318,7 +324,8 @@ def inpaint_map(
         uncertainty (measured in ``tests/test_engine.py``).
     n_threads : int, optional
         CPU threads for the network (`torch.set_num_threads`, restored
-        afterwards); torch's setting when None.
+        afterwards); torch's setting when None. With more than one, the
+        biharmonic fill is computed in a second thread beside the kriging.
     progress : bool, optional
         Show a progress bar over the batches.
 
@@ -394,17 +401,13 @@ def inpaint_map(
     background_error = np.zeros(data.shape, dtype=float)
     if not holes.any():
         return background, background_error
-    values = np.where(trusted, data, np.nan).astype(float)
+    values = np.where(trusted, data, np.nan).astype(float, copy=False)
     # Maps of huge or tiny values are worked on divided by a power of two (exact), so that
     # no square or variance of the fills overflows or underflows.
     exponent = power_of_two_exponent(values)
-    values = np.ldexp(values, -exponent)
-    # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
-    # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread here.
-    with threadpool_limits(limits=1, user_api="blas"):
-        filled, fill_error = classical_fill(values, holes, fwhm_pixels=fwhm_pixels)
-        biharmonic = biharmonic_fill(values, holes)
-
+    if exponent:
+        values = np.ldexp(values, -exponent)
+    labels, hole_slices = _label_holes(holes)
     metadata = getattr(model, "metadata", {})
     if "fwhm_pixels_range" in metadata:
         low, high = (float(value) for value in metadata["fwhm_pixels_range"].split(","))
@@ -421,16 +424,8 @@ def inpaint_map(
     calibration = float(metadata.get("sigma_calibration", 1.0))
     multiple = model.downsampling_factor
     margin = max(tile_size // 4, int(np.ceil(2 * fwhm_pixels)))
-    arrays = {
-        "filled": filled,
-        "error": fill_error,
-        "biharmonic": biharmonic,
-        "holes": holes,
-        "usable": trusted | (holes & np.isfinite(filled)),
-        "trusted": trusted,
-    }
-
-    tiles = hole_tiles(holes, tile_size=tile_size, multiple=multiple, margin=margin)
+    tiles = _hole_tiles(labels, hole_slices, tile_size=tile_size, multiple=multiple,
+                        margin=margin)
     # Tiles of one shape go through the network together; inputs are built batch by batch
     # so that memory stays bounded on maps with many holes.
     groups = {}
@@ -440,20 +435,39 @@ def inpaint_map(
     for (rows, cols), group in groups.items():
         size = batch_size or default_batch_size(target, model, rows * cols)
         batches += [group[start : start + size] for start in range(0, len(group), size)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="inpainting", unit="batch")
     # In the power-of-two units, written back to ``background`` once all tiles are done.
     inpainted = np.full(data.shape, np.nan)
     inpainted_error = np.zeros(data.shape)
+    arrays = {"holes": holes, "trusted": trusted}
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(batches), desc="inpainting", unit="batch")
+    else:
+        bar = contextlib.nullcontext()
+    # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
+    # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
+    # The biharmonic fill, mostly compiled code that lets other threads run, is computed
+    # in a second thread beside the kriging when more than one thread is allowed. (Not the
+    # network: once a second thread has run torch, every later network call of the
+    # process was measured 40 % slower.)
+    side_by_side = (n_threads or torch.get_num_threads()) > 1
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
+        biharmonic_job = (pool.submit(_biharmonic_fill, values, holes, labels)
+                          if side_by_side else None)
+        arrays["filled"], arrays["variance"] = _kriging_fill(values, holes, labels, hole_slices,
+                                                             fwhm_pixels=fwhm_pixels)
+        arrays["biharmonic"] = (biharmonic_job.result() if side_by_side
+                                else _biharmonic_fill(values, holes, labels))
     n_not_finite = 0
     # The network is moved and switched to eval mode outside inference mode: parameters
     # moved inside it would become inference tensors that can no longer be trained.
-    with _evaluating(model, target), torch.inference_mode(), _torch_threads(n_threads):
+    with bar, _evaluating(model, target), torch.inference_mode(), _torch_threads(n_threads):
         for batch in batches:
             n_not_finite += _inpaint_batch(batch, model, target, arrays, inpainted,
                                            inpainted_error, calibration, precision)
+            if progress:
+                bar.update()
     if n_not_finite:
         warnings.warn(
             f"the network's inputs or outputs were not finite for {n_not_finite} hole(s) "

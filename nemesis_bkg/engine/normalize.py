@@ -131,7 +131,10 @@ def power_of_two_exponent(values: ArrayLike) -> int:
     (666, 0)
     """
     values = np.asarray(values, dtype=float)
-    magnitudes = np.abs(values[np.isfinite(values)])
-    largest = float(magnitudes.max()) if magnitudes.size else 0.0
+    # The extremes first (two passes, no copy): only a map holding infinities needs more.
+    largest = max(-np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf))
+    if not np.isfinite(largest):
+        magnitudes = np.abs(values[np.isfinite(values)])
+        largest = float(magnitudes.max()) if magnitudes.size else 0.0
     exponent = int(np.frexp(largest)[1]) if largest > 0 else 0
     return exponent if abs(exponent) > SAFE_EXPONENT else 0

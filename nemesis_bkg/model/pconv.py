@@ -97,8 +97,10 @@ class PartialConv2d(nn.Conv2d):
             )
             new_mask = (valid_count > 0).to(mask.dtype)
             renormalisation = window_size / valid_count.clamp(min=1.0) * new_mask
+        # Masking multiplies every activation: skipped where it would multiply by ones only
+        # (full coverage, the usual case).
         raw = F.conv2d(
-            image * mask,
+            image if bool(mask.all()) else image * mask,
             self.weight,
             None,
             stride=self.stride,
@@ -106,7 +108,8 @@ class PartialConv2d(nn.Conv2d):
             dilation=self.dilation,
             groups=self.groups,
         )
-        output = raw * renormalisation
+        # In place: the convolution's backward pass needs its input, not its output.
+        output = raw.mul_(renormalisation)
         if self.bias is not None:
             output = output + self.bias.view(1, -1, 1, 1) * new_mask
         return output, new_mask
@@ -162,5 +165,8 @@ class PartialConvBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the block; returns the features and their validity mask."""
         output, new_mask = self.conv(image, mask)
+        features = torch.relu_(self.norm(output))
         # Invalid pixels stay exactly zero so that batch norm's shift does not leak into them.
-        return torch.relu(self.norm(output)) * new_mask, new_mask
+        if not bool(new_mask.all()):
+            features = features * new_mask
+        return features, new_mask

@@ -175,14 +175,18 @@ class PConvUNet(nn.Module):
             mask = mask[..., upsampled[0], upsampled[1]]
             skip_features = skip_features[..., window[0], window[1]]
             skip_mask = skip_mask[..., window[0], window[1]]
-            # The skip connection carries its own validity, channel by channel.
-            combined_mask = torch.cat(
-                [
-                    mask.expand(-1, features.shape[1], -1, -1),
-                    skip_mask.expand(-1, skip_features.shape[1], -1, -1),
-                ],
-                dim=1,
-            )
+            # The skip connection carries its own validity, channel by channel (one channel
+            # does for all when both agree: the renormalisation is a ratio of counts).
+            if torch.equal(mask, skip_mask):
+                combined_mask = mask
+            else:
+                combined_mask = torch.cat(
+                    [
+                        mask.expand(-1, features.shape[1], -1, -1),
+                        skip_mask.expand(-1, skip_features.shape[1], -1, -1),
+                    ],
+                    dim=1,
+                )
             features, mask = decode(torch.cat([features, skip_features], dim=1), combined_mask)
             # The window's rim saw the block's zero padding instead of the level's pixels:
             # only the needed pixels, whose 3x3 neighbourhoods lie in the window, are kept.
