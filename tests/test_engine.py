@@ -17,6 +17,7 @@ from nemesis_bkg.engine import (
     kriging_fill,
     tile_scaling,
 )
+from nemesis_bkg.engine.features import network_inputs, network_outputs
 from nemesis_bkg.engine.normalize import power_of_two_exponent
 from nemesis_bkg.model import PConvUNet, load_model
 
@@ -423,3 +424,31 @@ def test_fills_side_by_side_give_the_sequential_result(tiny_model, monkeypatch):
     two = inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
     for first, second in zip(one, two, strict=True):
         np.testing.assert_array_equal(first, second)
+
+
+def test_network_inputs_and_outputs_of_a_stack_equal_those_of_each_tile():
+    rng = np.random.default_rng(4)
+    filled = rng.normal(size=(3, 16, 16))
+    holes = rng.random((3, 16, 16)) < 0.2
+    error = np.where(holes, rng.random((3, 16, 16)), 0.0)
+    biharmonic = filled + np.where(holes, rng.normal(size=(3, 16, 16)), 0.0)
+    valid = rng.random((3, 16, 16)) < 0.9
+    offsets, scales = np.array([0.5, -2.0, 10.0]), np.array([1.0, 3.0, 0.25])
+    stacked = TileScaling(offsets[:, None, None], scales[:, None, None])
+    inputs, coverage = network_inputs(filled, holes, error, biharmonic, valid, stacked)
+    outputs = rng.normal(size=(3, 2, 16, 16)).astype(np.float32)
+    background, background_error = network_outputs(outputs, filled, error, stacked,
+                                                   sigma_calibration=1.3)
+    assert inputs.shape == (3, 4, 16, 16) and coverage.shape == (3, 1, 16, 16)
+    for index in range(3):
+        scaling = TileScaling(offsets[index], scales[index])
+        one_inputs, one_coverage = network_inputs(filled[index], holes[index], error[index],
+                                                  biharmonic[index], valid[index], scaling)
+        np.testing.assert_array_equal(inputs[index], one_inputs)
+        np.testing.assert_array_equal(coverage[index], one_coverage)
+        one_background, one_error = network_outputs(outputs[index], filled[index], error[index],
+                                                    scaling, sigma_calibration=1.3)
+        np.testing.assert_array_equal(background[index], one_background)
+        np.testing.assert_array_equal(background_error[index], one_error)
+    with pytest.raises(ValueError, match="scale positive"):
+        TileScaling(offsets, np.array([1.0, 0.0, 2.0]))

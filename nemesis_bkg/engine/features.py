@@ -28,7 +28,11 @@ def network_inputs(
     scaling: TileScaling,
 ) -> tuple[np.ndarray, np.ndarray]:
     """
-    Stack the normalised input channels of one tile.
+    Stack the normalised input channels of one tile (or of a stack of tiles).
+
+    The arrays may carry leading axes, e.g. (N, H, W) for N tiles, with a
+    `~nemesis_bkg.engine.normalize.TileScaling` of one scaling per tile,
+    shape (N, 1, 1); the channels then come after them, (N, 4, H, W).
 
     Parameters
     ----------
@@ -68,15 +72,15 @@ def network_inputs(
     """
     valid = np.asarray(valid, dtype=bool)
     hole_mask = np.asarray(hole_mask, dtype=bool) & valid
-    inputs = np.zeros((4, *filled.shape), dtype=np.float32)
-    inputs[0] = np.where(valid, scaling.normalise(np.where(valid, filled, 0.0)), 0.0)
-    inputs[1] = hole_mask
-    inputs[2] = np.where(
+    inputs = np.zeros((*filled.shape[:-2], 4, *filled.shape[-2:]), dtype=np.float32)
+    inputs[..., 0, :, :] = np.where(valid, scaling.normalise(np.where(valid, filled, 0.0)), 0.0)
+    inputs[..., 1, :, :] = hole_mask
+    inputs[..., 2, :, :] = np.where(
         hole_mask, np.log(ERROR_FLOOR + np.where(hole_mask, fill_error, 0.0) / scaling.scale), 0.0
     )
     difference = np.where(hole_mask, biharmonic - filled, 0.0)
-    inputs[3] = np.where(np.isfinite(difference), difference / scaling.scale, 0.0)
-    return inputs, valid[None].astype(np.float32)
+    inputs[..., 3, :, :] = np.where(np.isfinite(difference), difference / scaling.scale, 0.0)
+    return inputs, valid[..., None, :, :].astype(np.float32)
 
 
 def network_outputs(
@@ -89,6 +93,9 @@ def network_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """
     Turn the network's two output channels into a background and its uncertainty.
+
+    Like `network_inputs`, it takes a stack of tiles (outputs of shape
+    (N, 2, H, W), the other arrays (N, H, W)) as well as one tile.
 
     Parameters
     ----------
@@ -117,7 +124,8 @@ def network_outputs(
     >>> float(background[0, 0]), float(error[0, 0])
     (5.0, 0.02)
     """
-    correction, log_factor = outputs[0].astype(float), outputs[1].astype(float)
+    correction = outputs[..., 0, :, :].astype(float)
+    log_factor = outputs[..., 1, :, :].astype(float)
     background = filled + scaling.scale * correction
     error = (
         sigma_calibration

@@ -415,9 +415,14 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     return _biharmonic_fill(data, hole_mask, _label_holes(hole_mask)[0])
 
 
-def _biharmonic_fill(data, hole_mask, labels):
-    """`biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`)."""
-    filled = data.copy()
+def _biharmonic_fill(data, hole_mask, labels, *, out=None):
+    """
+    `biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`).
+
+    The fill is written into the holes of ``out`` (by default a copy of ``data``),
+    which is returned.
+    """
+    filled = data.copy() if out is None else out
     hole_rows, hole_cols = np.nonzero(hole_mask)
     if hole_rows.size == 0:
         return filled

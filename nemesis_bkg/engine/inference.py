@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from ..model import load_model, resolve_device
 from .features import network_inputs, network_outputs
 from .fill import _biharmonic_fill, _kriging_fill, _label_holes
-from .normalize import power_of_two_exponent, tile_scaling
+from .normalize import TileScaling, power_of_two_exponent, tile_scaling
 
 __all__ = ["PRECISIONS", "check_engine_settings", "default_batch_size", "hole_tiles", "inpaint_map"]
 
@@ -183,67 +183,78 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     """
     Run the network on one batch of same-shape tiles and write the holes back.
 
-    Returns the number of holes whose classical fill was kept because the
-    network's inputs or outputs were not finite.
+    The tiles are stacked and prepared together. Returns the number of
+    holes whose classical fill was kept because the network's inputs or
+    outputs were not finite.
     """
-    jobs = []
-    n_not_finite = 0
-    for component, placement in batch:
-        tile = {name: _cut(array, placement, np.nan if array.dtype.kind == "f" else False)
-                for name, array in arrays.items()}
-        tile["error"] = np.nan_to_num(np.sqrt(tile.pop("variance")))
-        tile["usable"] = tile["trusted"] | (tile["holes"] & np.isfinite(tile["filled"]))
+    tiles = {name: np.stack([_cut(array, placement, np.nan if array.dtype.kind == "f" else False)
+                             for _, placement in batch])
+             for name, array in arrays.items()}
+    tiles["error"] = np.nan_to_num(np.sqrt(tiles.pop("variance")))
+    tiles["usable"] = tiles["trusted"] | (tiles["holes"] & np.isfinite(tiles["filled"]))
+    holes, scalings = [], []
+    for (component, placement), filled, trusted in zip(batch, tiles["filled"], tiles["trusted"],
+                                                       strict=True):
         rows, cols = np.nonzero(component)
         rows_map, cols_map = rows + placement[0], cols + placement[1]
         classical = (arrays["filled"][rows_map, cols_map],
                      np.sqrt(arrays["variance"][rows_map, cols_map]))
-        scaling = tile_scaling(tile["filled"], tile["trusted"])
-        if scaling is None:
-            # Nothing to normalise by (flat or empty surroundings): keep the classical fill.
-            background[rows_map, cols_map], background_error[rows_map, cols_map] = classical
-            continue
-        # Pixels over 1e38 times the tile's spread from its median overflow float32: such a
-        # tile keeps its classical fill (counted, and reported by the caller).
-        with np.errstate(over="ignore"):
-            inputs, coverage = network_inputs(tile["filled"], tile["holes"], tile["error"],
-                                              tile["biharmonic"], tile["usable"], scaling)
-        if not np.isfinite(inputs).all():
-            background[rows_map, cols_map], background_error[rows_map, cols_map] = classical
-            n_not_finite += 1
-            continue
-        jobs.append((inputs, coverage, tile, scaling, (rows, cols), (rows_map, cols_map),
-                     classical))
-    if not jobs:
+        holes.append(((rows, cols), (rows_map, cols_map), classical))
+        scalings.append(tile_scaling(filled, trusted))
+
+    def keep_classical(index):
+        _, map_pixels, classical = holes[index]
+        background[map_pixels], background_error[map_pixels] = classical
+
+    # Nothing to normalise by (flat or empty surroundings): the classical fill is kept.
+    for index in np.flatnonzero([scaling is None for scaling in scalings]):
+        keep_classical(index)
+    jobs = np.flatnonzero([scaling is not None for scaling in scalings])
+    if not jobs.size:
+        return 0
+    tiles = {name: tile[jobs] for name, tile in tiles.items()}
+    scaling = TileScaling(np.array([scalings[index].offset for index in jobs])[:, None, None],
+                          np.array([scalings[index].scale for index in jobs])[:, None, None])
+    # Pixels over 1e38 times the tile's spread from its median overflow float32: such a
+    # tile keeps its classical fill (counted, and reported by the caller).
+    with np.errstate(over="ignore"):
+        inputs, coverage = network_inputs(tiles["filled"], tiles["holes"], tiles["error"],
+                                          tiles["biharmonic"], tiles["usable"], scaling)
+    finite = np.isfinite(inputs).all(axis=(1, 2, 3))
+    for index in jobs[~finite]:
+        keep_classical(index)
+    n_not_finite = int(np.count_nonzero(~finite))
+    if not finite.any():
         return n_not_finite
-    inputs = torch.from_numpy(np.stack([job[0] for job in jobs])).to(device)
-    coverage = torch.from_numpy(np.stack([job[1] for job in jobs])).to(device)
+    jobs = jobs[finite]
+    tiles = {name: tile[finite] for name, tile in tiles.items()}
+    scaling = TileScaling(scaling.offset[finite], scaling.scale[finite])
     # Only the holes' pixels are kept: the network computes the box around all of the
     # batch's holes (tiles of one shape are centred on their holes, so the boxes nearly agree).
-    top = min(int(job[4][0].min()) for job in jobs)
-    left = min(int(job[4][1].min()) for job in jobs)
-    region = (slice(top, max(int(job[4][0].max()) for job in jobs) + 1),
-              slice(left, max(int(job[4][1].max()) for job in jobs) + 1))
+    hole_pixels = [holes[index][0] for index in jobs]
+    top = min(int(rows.min()) for rows, _ in hole_pixels)
+    left = min(int(cols.min()) for _, cols in hole_pixels)
+    region = (slice(top, max(int(rows.max()) for rows, _ in hole_pixels) + 1),
+              slice(left, max(int(cols.max()) for _, cols in hole_pixels) + 1))
     autocast = (torch.autocast(device.type, dtype=PRECISIONS[precision])
                 if PRECISIONS[precision] is not None else contextlib.nullcontext())
     with autocast:
-        outputs = model(inputs, coverage, region=region)
-    outputs = outputs.float().cpu().numpy()
-    for output, (_, _, tile, scaling, (rows, cols), (rows_map, cols_map), classical) in zip(
-        outputs, jobs, strict=True
-    ):
-        region_background, region_error = network_outputs(
-            output, tile["filled"][region], tile["error"][region], scaling,
-            sigma_calibration=calibration,
-        )
-        hole_background = region_background[rows - top, cols - left]
-        hole_error = region_error[rows - top, cols - left]
-        fillable = np.isfinite(tile["filled"][rows, cols])
+        outputs = model(torch.from_numpy(inputs[finite]).to(device),
+                        torch.from_numpy(coverage[finite]).to(device), region=region)
+    region_background, region_error = network_outputs(
+        outputs.float().cpu().numpy(), tiles["filled"][:, region[0], region[1]],
+        tiles["error"][:, region[0], region[1]], scaling, sigma_calibration=calibration,
+    )
+    for tile_index, index in enumerate(jobs):
+        (rows, cols), map_pixels, classical = holes[index]
+        hole_background = region_background[tile_index, rows - top, cols - left]
+        hole_error = region_error[tile_index, rows - top, cols - left]
+        fillable = np.isfinite(tiles["filled"][tile_index, rows, cols])
         if not (np.isfinite(hole_background[fillable]).all()
                 and np.isfinite(hole_error[fillable]).all()):
             hole_background, hole_error = classical
             n_not_finite += 1
-        background[rows_map, cols_map] = hole_background
-        background_error[rows_map, cols_map] = hole_error
+        background[map_pixels], background_error[map_pixels] = hole_background, hole_error
     return n_not_finite
 
 
@@ -435,9 +446,12 @@ def inpaint_map(
     for (rows, cols), group in groups.items():
         size = batch_size or default_batch_size(target, model, rows * cols)
         batches += [group[start : start + size] for start in range(0, len(group), size)]
-    # In the power-of-two units, written back to ``background`` once all tiles are done.
-    inpainted = np.full(data.shape, np.nan)
-    inpainted_error = np.zeros(data.shape)
+    # Maps worked on in power-of-two units are written back once all tiles are done; the
+    # others straight into the result (every hole pixel is written by its tile).
+    if exponent:
+        inpainted, inpainted_error = np.full(data.shape, np.nan), np.zeros(data.shape)
+    else:
+        inpainted, inpainted_error = background, background_error
     arrays = {"holes": holes, "trusted": trusted}
     if progress:
         from tqdm.auto import tqdm
@@ -448,17 +462,19 @@ def inpaint_map(
     # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
     # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
     # The biharmonic fill, mostly compiled code that lets other threads run, is computed
-    # in a second thread beside the kriging when more than one thread is allowed. (Not the
-    # network: once a second thread has run torch, every later network call of the
-    # process was measured 40 % slower.)
-    side_by_side = (n_threads or torch.get_num_threads()) > 1
+    # in a second thread beside the kriging when more than one thread is allowed and there
+    # is more than one hole. (Not the network: while a second thread that has run torch is
+    # alive, torch in this one was measured 40 % slower.)
+    side_by_side = (n_threads or torch.get_num_threads()) > 1 and len(hole_slices) > 1
+    # The network reads the biharmonic fill in the holes only: no copy of the map around it.
+    biharmonic = np.zeros(data.shape)
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
-        biharmonic_job = (pool.submit(_biharmonic_fill, values, holes, labels)
-                          if side_by_side else None)
+        if side_by_side:
+            biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels, out=biharmonic)
         arrays["filled"], arrays["variance"] = _kriging_fill(values, holes, labels, hole_slices,
                                                              fwhm_pixels=fwhm_pixels)
         arrays["biharmonic"] = (biharmonic_job.result() if side_by_side
-                                else _biharmonic_fill(values, holes, labels))
+                                else _biharmonic_fill(values, holes, labels, out=biharmonic))
     n_not_finite = 0
     # The network is moved and switched to eval mode outside inference mode: parameters
     # moved inside it would become inference tensors that can no longer be trained.
@@ -476,8 +492,9 @@ def inpaint_map(
             RuntimeWarning,
             stacklevel=2,
         )
-    background[holes] = np.ldexp(inpainted[holes], exponent)
-    background_error[holes] = np.ldexp(inpainted_error[holes], exponent)
+    if exponent:
+        background[holes] = np.ldexp(inpainted[holes], exponent)
+        background_error[holes] = np.ldexp(inpainted_error[holes], exponent)
     # Holes with no data around them could not be filled: they stay invalid.
     background_error[holes & np.isnan(background)] = np.nan
     return background, background_error

@@ -32,8 +32,10 @@ class TileScaling:
 
     Parameters
     ----------
-    offset, scale : float
-        ``normalised = (value - offset) / scale``; ``scale`` > 0.
+    offset, scale : float or array_like
+        ``normalised = (value - offset) / scale``; ``scale`` > 0. Arrays
+        hold the scalings of a stack of tiles, broadcast against it (e.g.
+        of shape (N, 1, 1) for N tiles).
 
     Examples
     --------
@@ -42,11 +44,12 @@ class TileScaling:
     (2.0, 14.0)
     """
 
-    def __init__(self, offset: float, scale: float) -> None:
-        if not (np.isfinite(offset) and np.isfinite(scale) and scale > 0):
+    def __init__(self, offset: ArrayLike, scale: ArrayLike) -> None:
+        offset, scale = np.asarray(offset, dtype=float), np.asarray(scale, dtype=float)
+        if not (np.isfinite(offset).all() and np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError(f"offset must be finite and scale positive, got {offset}, {scale}")
-        self.offset = float(offset)
-        self.scale = float(scale)
+        self.offset = float(offset) if offset.ndim == 0 else offset
+        self.scale = float(scale) if scale.ndim == 0 else scale
 
     def normalise(self, values: ArrayLike) -> np.ndarray | float:
         """Map data values to normalised units."""
