@@ -136,6 +136,24 @@ def test_constant_map(value):
     np.testing.assert_array_equal(masked.sources.data[mask], 0.0)
 
 
+def test_constant_map_has_no_unit_sized_uncertainty():
+    # The noise of a noiseless map is a floor far below its values, not 1 in its units.
+    result = remove(np.full((48, 48), 7.0))
+    assert np.all(result.background.uncertainty.array < 1e-100)
+
+
+def test_noiseless_source_is_masked_alike_in_any_unit():
+    rows, cols = np.mgrid[:64, :64]
+    source = np.exp(-((rows - 31.4) ** 2 + (cols - 29.8) ** 2) / (2 * (FWHM / 2.3548) ** 2))
+    holes = []
+    for unit in (1e-3, 1.0, 1e3):
+        result = remove(unit * (5.0 + source))
+        assert len(result.catalog) == 1
+        holes.append(result.source_mask)
+    for hole in holes[1:]:
+        np.testing.assert_array_equal(hole, holes[0])
+
+
 def test_inf_pixels_are_no_coverage(reference):
     data, result = reference
     with_inf = data.copy()

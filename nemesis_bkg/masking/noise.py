@@ -257,9 +257,15 @@ def local_noise(data: np.ndarray, box_size: int, *, filter_size: int = 3,
     _, noise = box_statistics(data, box_size, origin=origin)
     noise = interpolate_boxes(_fill_and_filter(noise, filter_size, box_size, "noise"),
                               box_size, data.shape, origin=origin)
+    # Boxes without noise get a floor that keeps significances finite: a millionth of the
+    # largest noise; on a noiseless map, a millionth of its largest value (so that sources
+    # get the same significance in any unit), or if all is zero a floor far below any
+    # unit's values (the square root of the smallest normal number, whose square is one).
     largest = noise.max()
-    # A constant map has zero noise; a tiny floor keeps significances finite.
-    return np.maximum(noise, 1e-6 * largest if largest > 0 else 1.0)
+    if not largest > 0:
+        largest = np.nanmax(np.abs(np.where(np.isfinite(data), data, np.nan)), initial=0.0)
+    floor = 1e-6 * largest if largest > 0 else np.sqrt(np.finfo(noise.dtype).tiny)
+    return np.maximum(noise, floor)
 
 
 def second_difference_noise(data: np.ndarray, box_size: int, *,
