@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from nemesis_bkg.model import PConvUNet, load_model, read_card_sha256
+from nemesis_bkg.model import DEFAULT_WEIGHTS, PConvUNet, load_model, read_card_sha256, save_model
 from nemesis_bkg.training import export_checkpoint, load_config, train, validate
 from nemesis_bkg.training.command import add_arguments, run
+from nemesis_bkg.training.config import DEFAULT_CONFIG, initial_weights_path, read_checkpoint
 from nemesis_bkg.training.data import BackgroundView, make_sample
 from nemesis_bkg.training.losses import LOSS_NAMES, inpainting_losses
 from nemesis_bkg.training.pool import SamplePool
@@ -438,3 +439,57 @@ def test_pool_stops_its_workers_when_filling_fails(monkeypatch):
             ProcessPoolExecutor.submit(executor, abs, 1)
     finally:
         executor.shutdown(wait=True)
+
+
+def _saved_tiny_weights(folder, channels=(4, 8)):
+    torch.manual_seed(11)
+    network = PConvUNet(channels=channels)
+    for parameter in network.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    path = folder / "start.safetensors"
+    digest = save_model(network, path, metadata={"tile_size": "32"})
+    (folder / "MODEL_CARD.md").write_text(f"# card\n\nsha256: {digest}\n")
+    return network, path, digest
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    start, path, digest = _saved_tiny_weights(tmp_path)
+    config = _tiny_config()
+    config["model"]["initial_weights"] = str(path)
+    config["optimizer"]["learning_rate"] = 1e-12  # the weights stay where they started
+    train(config, tmp_path / "run", max_steps=1, progress=False)
+    trained = read_checkpoint(tmp_path / "run" / "last.ckpt", device="cpu")["model"]
+    for name, parameter in start.named_parameters():
+        torch.testing.assert_close(trained[name], parameter.detach(), rtol=0, atol=1e-9)
+    metrics = export_checkpoint(tmp_path / "run" / "last.ckpt",
+                                weights=tmp_path / "out" / "net.safetensors")
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert f"Fine-tuned from `start.safetensors` (sha256 {digest}" in card
+    assert metrics["sha256"] != digest
+
+
+def test_fine_tuning_refuses_weights_of_another_network(tmp_path):
+    _, path, _ = _saved_tiny_weights(tmp_path, channels=(4, 8, 8))
+    config = _tiny_config()
+    config["model"]["initial_weights"] = str(path)
+    with pytest.raises(ValueError, match=r"channels \[4, 8, 8\]"):
+        train(config, tmp_path / "run", max_steps=1, progress=False)
+    config["model"]["initial_weights"] = str(tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError):
+        train(config, tmp_path / "other", max_steps=1, progress=False)
+
+
+def test_fine_tuning_options_are_checked(tmp_path):
+    config = _tiny_config()
+    config["model"]["initial_weights"] = 3
+    config["data"]["real_zoom_range"] = [2.0, 1.0]
+    with pytest.raises(ValueError) as error:
+        train(config, tmp_path / "run", max_steps=1, progress=False)
+    assert "model.initial_weights" in str(error.value)
+    assert "data.real_zoom_range" in str(error.value)
+
+
+def test_fine_tuning_configuration_names_the_bundled_weights():
+    config = load_config(DEFAULT_CONFIG.parent / "finetune.toml")
+    assert initial_weights_path(config) == DEFAULT_WEIGHTS
+    assert load_model(device="cpu").channels == tuple(config["model"]["channels"])

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_CONFIG", "check_config", "checkpoint_config", "load_config", "read_checkpoint"]
+__all__ = ["DEFAULT_CONFIG", "check_config", "checkpoint_config", "initial_weights_path",
+           "load_config", "read_checkpoint"]
 
 #: The configuration of the bundled weights.
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
@@ -23,7 +24,8 @@ _INTEGER, _NUMBER, _RANGE = "an integer", "a number", "a pair [low, high] of pos
 
 #: Every key of every section: (kind, lowest value allowed or None, required).
 _SCHEMA: dict[str, dict[str, tuple[str, float | None, bool]]] = {
-    "model": {"channels": ("channels", None, True)},
+    "model": {"channels": ("channels", None, True),
+              "initial_weights": ("a weights file", None, False)},
     "data": {
         "tile_size": (_INTEGER, 1, True),
         "context": (_INTEGER, 0, True),
@@ -35,6 +37,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, float | None, bool]]] = {
         "real_views_per_map": (_INTEGER, 0, True),
         "real_fraction": ("a probability", None, True),
         "real_maps_exclude": ("names", None, False),
+        "real_zoom_range": (_RANGE, None, False),
         "max_extra_sources": (_INTEGER, 0, True),
         "extra_hole_probability": ("a probability", None, True),
         "nan_edge_probability": ("a probability", None, True),
@@ -91,6 +94,9 @@ def _check_value(name: str, value, kind: str, lowest: float | None) -> str | Non
         isinstance(value, list) and all(isinstance(item, str) for item in value)
     ):
         return f"{name} must be a list of strings (parts of file names), not {value!r}"
+    if kind == "a weights file" and not (isinstance(value, str) and value):
+        return (f"{name} must be \"bundled\" or the path of a safetensors weights file, "
+                f"not {value!r}")
     if kind == "channels" and not (
         isinstance(value, list) and len(value) >= 2
         and all(_is_integer(item) and item > 0 for item in value)
@@ -182,6 +188,31 @@ def _check_consistency(config: dict) -> list[str]:
         problems.append(f"data.pool_size ({data['pool_size']}) must be at least "
                         f"optimizer.batch_size ({optimizer['batch_size']})")
     return problems
+
+
+def initial_weights_path(config: dict) -> Path | None:
+    """
+    The weights a run starts from (``model.initial_weights``), or None for a fresh network.
+
+    ``"bundled"`` names the package's weights; a relative path is taken from
+    the configuration file's folder.
+
+    Examples
+    --------
+    >>> initial_weights_path(load_config()) is None
+    True
+    """
+    initial = config["model"].get("initial_weights")
+    if initial is None:
+        return None
+    if initial == "bundled":
+        from ..model import DEFAULT_WEIGHTS
+
+        return Path(DEFAULT_WEIGHTS)
+    path = Path(initial).expanduser()
+    if not path.is_absolute() and config.get("path"):
+        path = Path(config["path"]).parent / path
+    return path
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:

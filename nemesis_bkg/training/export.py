@@ -65,8 +65,8 @@ mean error ("flux", {w[flux]}), 1 - SSIM near the holes ({w[ssim]}), L1 of the g
 touching the holes ({w[gradient]}), Gaussian NLL of the uncertainty ({w[nll]}). AdamW, warm-up
 and cosine decay, batch {batch_size}, random rotations and flips.
 
-Trained {steps} steps, {minutes:.1f} minutes on {hardware} ({device}); exported with torch
-{torch_version}.
+{start_text} Trained {steps} steps, {minutes:.1f} minutes on {hardware} ({device}); exported
+with torch {torch_version}.
 Exported {date}.
 
 ## Validation
@@ -86,6 +86,15 @@ nemesis-bkg train --export runs/default/{checkpoint_name} {destination}
 """
 
 
+def _start_text(state):
+    """The card's words on what the run started from."""
+    initial = state.get("initial_weights")
+    if initial is None:
+        return "Started from a freshly initialised network."
+    return (f"Fine-tuned from `{Path(initial['path']).name}` (sha256 {initial['sha256']}, "
+            "`model.initial_weights`).")
+
+
 def _real_text(state, data):
     """The card's words on the real maps the run drew samples from."""
     if float(data["real_fraction"]) == 0:
@@ -94,8 +103,10 @@ def _real_text(state, data):
     if state.get("real_views", 1) == 0:
         return ("no real maps: none was found when the run was made, so every sample came "
                 "from the simulated maps.")
+    low, high = data.get("real_zoom_range", (0.7, 2.5))
+    zoom = "at their own sampling" if low == high == 1 else f"zoomed by {low:g} to {high:g}"
     return (f"{float(data['real_fraction']):.0%} of the samples cut from the training halves of "
-            "the real maps of\n  `../shared/data/real_maps` (randomly zoomed, rotated, flipped, "
+            f"the real maps of\n  `../shared/data/real_maps` ({zoom}, rotated, flipped, "
             "rescaled; their own noise\n  stays in the truth); the benchmark scores on the other "
             "halves.")
 
@@ -263,6 +274,7 @@ def export_checkpoint(
         map_size=data["simulated_map_size"],
         contrast_range=data["contrast_range"],
         real_text=_real_text(state, data),
+        start_text=_start_text(state),
         fwhm_range=data["fwhm_range"],
         snr_range=data["snr_range"],
         max_extra=data["max_extra_sources"],

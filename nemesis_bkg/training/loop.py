@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model import PConvUNet, resolve_device
-from .config import check_config, read_checkpoint
+from ..model import PConvUNet, load_model, resolve_device
+from .config import check_config, initial_weights_path, read_checkpoint
 from .data import BackgroundView, Sample, real_map_views, simulated_views
 from .losses import LOSS_NAMES, inpainting_losses, predictions
 from .pool import SamplePool, batch_tensors, draw_samples
@@ -122,6 +122,7 @@ def make_views(config: dict, seed: int) -> tuple[list[BackgroundView], list[Back
     real = []
     if float(data["real_fraction"]) > 0:
         real = real_map_views(
+            zoom_range=tuple(data.get("real_zoom_range", (0.7, 2.5))),
             contrast_range=tuple(data["contrast_range"]),
             views_per_map=int(data["real_views_per_map"]),
             exclude=tuple(data.get("real_maps_exclude", ())),
@@ -407,6 +408,16 @@ def train(
         state.update({key: value for key, value in checkpoint.items()
                       if key not in ("config", "config_path")})
         seed += state["step"]  # fresh samples after a resume
+    elif (initial := initial_weights_path(config)) is not None:
+        # Fine-tuning: the run starts from trained weights (checked against their card).
+        start = load_model(initial, device=device)
+        if tuple(start.channels) != tuple(model.channels):
+            raise ValueError(
+                f"{initial} holds a network of channels {list(start.channels)}, not the "
+                f"configuration's [model] channels = {list(model.channels)}; set them alike"
+            )
+        model.load_state_dict(start.state_dict())
+        state["initial_weights"] = {"path": str(initial), "sha256": start.sha256}
     # What the export's model card must say to reproduce the run.
     state["limits"] = {"max_minutes": max_minutes, "max_steps": max_steps}
     out.mkdir(parents=True, exist_ok=True)
