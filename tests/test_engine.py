@@ -13,6 +13,7 @@ from nemesis_bkg.engine import (
     fill,
     fit_generalized_covariance,
     hole_tiles,
+    inference,
     inpaint_map,
     kriging_fill,
     tile_scaling,
@@ -452,3 +453,15 @@ def test_network_inputs_and_outputs_of_a_stack_equal_those_of_each_tile():
         np.testing.assert_array_equal(background_error[index], one_error)
     with pytest.raises(ValueError, match="scale positive"):
         TileScaling(offsets, np.array([1.0, 0.0, 2.0]))
+
+
+def test_an_error_in_the_biharmonic_thread_reaches_the_caller(tiny_model, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("biharmonic failed")
+
+    _, data = power_law_map((64, 64), seed=23)
+    holes = disk_holes(data.shape, [(20, 20), (45, 40)], 4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the fill runs in a worker
+    monkeypatch.setattr(inference, "_biharmonic_fill", broken)
+    with pytest.raises(RuntimeError, match="biharmonic failed"):
+        inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
