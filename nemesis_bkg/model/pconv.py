@@ -20,6 +20,16 @@ from torch import nn
 __all__ = ["PartialConv2d", "PartialConvBlock"]
 
 
+def all_valid(mask: torch.Tensor) -> bool:
+    """
+    Whether a validity mask on the CPU is all ones (always False on a GPU).
+
+    Multiplying by such a mask changes nothing and can be skipped; on a GPU
+    the check itself would wait for the device, and the product is cheap.
+    """
+    return mask.device.type == "cpu" and bool(mask.all())
+
+
 class PartialConv2d(nn.Conv2d):
     """
     2-D partial convolution with Liu et al. (2018) renormalisation.
@@ -100,7 +110,7 @@ class PartialConv2d(nn.Conv2d):
         # Masking multiplies every activation: skipped where it would multiply by ones only
         # (full coverage, the usual case).
         raw = F.conv2d(
-            image if bool(mask.all()) else image * mask,
+            image if all_valid(mask) else image * mask,
             self.weight,
             None,
             stride=self.stride,
@@ -167,6 +177,6 @@ class PartialConvBlock(nn.Module):
         output, new_mask = self.conv(image, mask)
         features = torch.relu_(self.norm(output))
         # Invalid pixels stay exactly zero so that batch norm's shift does not leak into them.
-        if not bool(new_mask.all()):
+        if not all_valid(new_mask):
             features = features * new_mask
         return features, new_mask

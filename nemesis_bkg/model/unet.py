@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pconv import PartialConvBlock
+from .pconv import PartialConvBlock, all_valid
 
 __all__ = ["PConvUNet"]
 
@@ -176,8 +176,8 @@ class PConvUNet(nn.Module):
             skip_features = skip_features[..., window[0], window[1]]
             skip_mask = skip_mask[..., window[0], window[1]]
             # The skip connection carries its own validity, channel by channel (one channel
-            # does for all when both agree: the renormalisation is a ratio of counts).
-            if torch.equal(mask, skip_mask):
+            # does for all when both are all valid: the renormalisation is a ratio of counts).
+            if all_valid(mask) and all_valid(skip_mask):
                 combined_mask = mask
             else:
                 combined_mask = torch.cat(
