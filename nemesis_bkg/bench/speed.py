@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import ndimage
-from threadpoolctl import threadpool_limits
 
 from ..engine import inpaint_map
-from ..engine.fill import _biharmonic_fill, _kriging_fill, _label_holes
+from ..engine.fill import _label_holes
+from ..engine.inference import _classical_fills
 from ..io import read_image
 from ..masking import build_source_mask
 from ..model import load_model
@@ -160,11 +159,9 @@ def run_speed_benchmark(
 
     def fills():
         # As the engine computes them: labelled once, the biharmonic fill beside the kriging.
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
-            labels, hole_slices = _label_holes(holes)
-            biharmonic = pool.submit(_biharmonic_fill, values, holes, labels)
-            _kriging_fill(values, holes, labels, hole_slices, fwhm_pixels=result.fwhm_pixels)
-            biharmonic.result()
+        labels, hole_slices = _label_holes(holes)
+        _classical_fills(values, holes, labels, hole_slices, fwhm_pixels=result.fwhm_pixels,
+                         side_by_side=True)
 
     def per_source(network):
         return _per_source_removal(image.data, result.source_mask, image.coverage,

@@ -167,6 +167,33 @@ def _hole_tiles(labels, hole_slices, *, tile_size, multiple, margin):
     return tiles
 
 
+def _classical_fills(values, holes, labels, hole_slices, *, fwhm_pixels, side_by_side):
+    """
+    The kriging fill and its variance, and the biharmonic fill, of labelled holes.
+
+    The biharmonic fill, mostly compiled code that lets other threads run, is
+    computed in a second thread beside the kriging when ``side_by_side`` and
+    there is more than one hole. (Not the network: while a second thread
+    that has run torch is alive, torch in this one was measured 40 % slower.)
+    The biharmonic map holds the fill in the holes only (the network reads
+    nothing else of it), zeros elsewhere: no copy of the map.
+    """
+    side_by_side = side_by_side and len(hole_slices) > 1
+    biharmonic = np.zeros(values.shape)
+    # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
+    # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
+        if side_by_side:
+            biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels, out=biharmonic)
+        filled, variance = _kriging_fill(values, holes, labels, hole_slices,
+                                         fwhm_pixels=fwhm_pixels)
+        if side_by_side:
+            biharmonic_job.result()
+        else:
+            _biharmonic_fill(values, holes, labels, out=biharmonic)
+    return filled, variance, biharmonic
+
+
 def _cut(array, placement, fill_value):
     """Tile of ``array`` at ``placement``, padded with ``fill_value`` beyond the map."""
     row0, col0, rows, cols = placement
@@ -459,22 +486,9 @@ def inpaint_map(
         bar = tqdm(total=len(batches), desc="inpainting", unit="batch")
     else:
         bar = contextlib.nullcontext()
-    # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
-    # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
-    # The biharmonic fill, mostly compiled code that lets other threads run, is computed
-    # in a second thread beside the kriging when more than one thread is allowed and there
-    # is more than one hole. (Not the network: while a second thread that has run torch is
-    # alive, torch in this one was measured 40 % slower.)
-    side_by_side = (n_threads or torch.get_num_threads()) > 1 and len(hole_slices) > 1
-    # The network reads the biharmonic fill in the holes only: no copy of the map around it.
-    biharmonic = np.zeros(data.shape)
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
-        if side_by_side:
-            biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels, out=biharmonic)
-        arrays["filled"], arrays["variance"] = _kriging_fill(values, holes, labels, hole_slices,
-                                                             fwhm_pixels=fwhm_pixels)
-        arrays["biharmonic"] = (biharmonic_job.result() if side_by_side
-                                else _biharmonic_fill(values, holes, labels, out=biharmonic))
+    arrays["filled"], arrays["variance"], arrays["biharmonic"] = _classical_fills(
+        values, holes, labels, hole_slices, fwhm_pixels=fwhm_pixels,
+        side_by_side=(n_threads or torch.get_num_threads()) > 1)
     n_not_finite = 0
     # The network is moved and switched to eval mode outside inference mode: parameters
     # moved inside it would become inference tensors that can no longer be trained.
