@@ -465,3 +465,48 @@ def test_an_error_in_the_biharmonic_thread_reaches_the_caller(tiny_model, monkey
     monkeypatch.setattr(inference, "_biharmonic_fill", broken)
     with pytest.raises(RuntimeError, match="biharmonic failed"):
         inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+
+
+def test_a_network_shared_by_threads_stays_in_eval_mode_until_the_last_is_done():
+    # A mosaic's threads share one network: the first call to finish must not put it back in
+    # training mode while another is still running it.
+    import threading
+
+    torch.manual_seed(0)
+    network = PConvUNet(channels=(4, 8, 8))
+    torch.nn.init.normal_(network.head.weight, std=0.1)
+    network.train()
+    first_in_forward, second_in_forward, first_done = (threading.Event() for _ in range(3))
+    forward = network.forward
+    modes = []
+
+    def forward_in_turns(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            # The second call: let the first finish while this one is in the network.
+            second_in_forward.set()
+            first_done.wait(timeout=30)
+        else:
+            first_in_forward.set()
+            second_in_forward.wait(timeout=30)
+        modes.append(network.training)
+        return forward(*args, **kwargs)
+
+    network.forward = forward_in_turns
+    _, data = power_law_map((48, 48), 31)
+    holes = disk_holes(data.shape, [(24, 24)], 3)
+    errors = []
+
+    def first():
+        try:
+            inpaint_map(data, holes, None, 3.0, model=network, device="cpu")
+        except Exception as error:  # reported below
+            errors.append(error)
+        first_done.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in_forward.wait(timeout=30)
+    inpaint_map(data, holes, None, 3.0, model=network, device="cpu")
+    thread.join(timeout=30)
+    assert not errors and modes == [False, False]
+    assert network.training

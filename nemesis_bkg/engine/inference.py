@@ -12,6 +12,7 @@ Outside the holes the output is the input, bit for bit.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,24 +78,42 @@ def default_batch_size(device: str | torch.device, model: torch.nn.Module, tile_
     return int(np.clip(free_bytes // 4 // per_tile, low, high))
 
 
+#: Networks in use by `_evaluating`: id -> [calls using it, was training, previous device].
+_networks_in_use: dict[int, list] = {}
+_networks_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _evaluating(model, device):
     """
     Run ``model`` in eval mode on ``device``, then give it back as it was.
 
     `torch.nn.Module.to` and ``eval`` change the caller's network in place:
-    a network being trained, or kept on another device, is restored.
+    a network being trained, or kept on another device, is restored, once
+    the last of the calls using it at the same time (threads of a mosaic
+    sharing one network) is done; restoring it earlier would put the others'
+    batch norm in training mode in the middle of their work.
     """
-    was_training = model.training
-    previous_device = next(model.parameters(), torch.empty(0)).device
-    model.to(device).eval()
+    key = id(model)
+    with _networks_lock:
+        if key not in _networks_in_use:
+            previous_device = next(model.parameters(), torch.empty(0)).device
+            _networks_in_use[key] = [0, model.training, previous_device]
+            model.to(device).eval()
+        _networks_in_use[key][0] += 1
     try:
         yield
     finally:
-        if was_training:
-            model.train()
-        if previous_device != device:
-            model.to(previous_device)
+        with _networks_lock:
+            state = _networks_in_use[key]
+            state[0] -= 1
+            if not state[0]:
+                del _networks_in_use[key]
+                _, was_training, previous_device = state
+                if was_training:
+                    model.train()
+                if previous_device != device:
+                    model.to(previous_device)
 
 
 @contextlib.contextmanager
