@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML configuration (default: the run's own configuration with "
-                             "--resume, else nemesis_bkg/training/configs/default.toml, that of "
-                             "the bundled weights); with --export, the configuration to "
+                             "--resume, else nemesis_bkg/training/configs/default.toml, sized for "
+                             "a few CPU cores); with --export, the configuration to "
                              "describe (default: the checkpoint's)")
     parser.add_argument("--out", type=Path, default=Path("runs/default"),
                         help="run folder for checkpoints and log.jsonl (default: runs/default)")
