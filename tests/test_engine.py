@@ -364,6 +364,26 @@ def test_kriging_in_chunks_equals_one_solve(monkeypatch):
     assert np.allclose(chunked_variance, whole_variance, rtol=1e-12)
 
 
+@pytest.mark.parametrize("exponent", [0.7, 1.0, 2.5, 3.9])
+@pytest.mark.parametrize("shape", ["compact", "thin"])
+def test_distance_powers_are_those_of_the_distances(exponent, shape):
+    # The kriging takes each power of a squared pixel distance from a table (compact
+    # holes) or directly (long thin holes): the very numbers of cdist(...) ** exponent.
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    if shape == "compact":
+        points, targets = rng.integers(0, 40, (60, 2)), rng.integers(10, 30, (90, 2))
+    else:
+        points = np.stack([np.zeros(30, int), np.arange(0, 3000, 100)], axis=1)
+        targets = np.stack([np.ones(50, int), np.arange(0, 3000, 60)], axis=1)
+    sign = fill._covariance_sign(exponent)
+    powers = fill._distance_powers(points, targets, sign, exponent)
+    for first, second in ((points, points), (points, targets)):
+        expected = sign * cdist(first.astype(float), second.astype(float)) ** exponent
+        assert np.array_equal(powers(fill._squared_distances(first, second)), expected)
+
+
 def test_big_endian_and_float32_maps_give_the_native_result(tiny_model):
     _, data = power_law_map((48, 48), 17)
     holes = disk_holes(data.shape, [(24, 24)], 3)

@@ -17,7 +17,6 @@ from scipy import ndimage, sparse
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 from scipy.sparse import csgraph
 from scipy.sparse.linalg import spsolve
-from scipy.spatial.distance import cdist
 
 __all__ = ["biharmonic_fill", "classical_fill", "fit_generalized_covariance", "kriging_fill"]
 
@@ -181,6 +180,31 @@ def _conditioning_points(component, usable, ring_width, max_points, rng):
     return rows, cols
 
 
+def _squared_distances(first, second):
+    """Squared distances between integer pixel positions, (N, 2) and (M, 2): exact integers."""
+    row_offsets = first[:, None, 0] - second[None, :, 0]
+    col_offsets = first[:, None, 1] - second[None, :, 1]
+    return row_offsets * row_offsets + col_offsets * col_offsets
+
+
+def _distance_powers(points, targets, sign, exponent):
+    """
+    The function mapping squared pixel distances to ``sign * distance**exponent``.
+
+    Pixel positions lie on a grid, so the squared distances between them are
+    integers, and far fewer distinct than the pairs: each power is taken
+    once, from a table (the same numbers as ``sign * cdist(...)**exponent``),
+    unless the positions span so much more than they number (a long, thin
+    hole) that the table would hold more powers than the pairs need.
+    """
+    extent = np.ptp(np.concatenate([points, targets]), axis=0)
+    table_size = int(extent @ extent) + 1
+    if table_size > len(points) * (len(points) + len(targets)):
+        return lambda squared: sign * np.sqrt(squared.astype(float)) ** exponent
+    table = sign * np.sqrt(np.arange(table_size, dtype=float)) ** exponent
+    return lambda squared: table[squared]
+
+
 def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     """
     Kriging with a linear drift: the noise-free prediction at ``targets`` and its variance.
@@ -189,16 +213,19 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
 
     The system is that of an intrinsic random function of order 1: the
     generalised covariance between the points, white noise on its diagonal,
-    and the three unbiasedness constraints of a plane.
+    and the three unbiasedness constraints of a plane. ``points`` and
+    ``targets`` are pixel positions (row, column), whole numbers.
     """
+    size = len(points)
+    grid_points, grid_targets = points.astype(np.intp), targets.astype(np.intp)
+    distance_powers = _distance_powers(grid_points, grid_targets, _covariance_sign(exponent),
+                                       exponent)
     origin = points.mean(axis=0)
     points, targets = points - origin, targets - origin
-    size = len(points)
-    sign = _covariance_sign(exponent)
     # In units of the amplitude (the weights do not depend on it), so that no
     # value of the map can overflow the system.
     noise_ratio = nugget / amplitude
-    covariance = sign * cdist(points, points) ** exponent
+    covariance = distance_powers(_squared_distances(grid_points, grid_points))
     covariance[np.arange(size), np.arange(size)] += noise_ratio
     # Scaled to order one: the drift rows stay comparable to the covariance block.
     norm = float(np.max(np.abs(covariance)))
@@ -220,7 +247,8 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
         for start in range(0, len(targets), _TARGETS_PER_SOLVE):
             chunk = targets[start : start + _TARGETS_PER_SOLVE]
             right = np.empty((size + 3, len(chunk)))
-            right[:size] = sign * cdist(points, chunk) ** exponent / norm
+            right[:size] = distance_powers(_squared_distances(
+                grid_points, grid_targets[start : start + _TARGETS_PER_SOLVE])) / norm
             right[size:] = np.column_stack([np.ones(len(chunk)), chunk]).T
             weights = lu_solve(factors, right, check_finite=False)
             if not np.all(np.isfinite(weights)):
