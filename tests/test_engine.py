@@ -364,6 +364,29 @@ def test_kriging_in_chunks_equals_one_solve(monkeypatch):
     assert np.allclose(chunked_variance, whole_variance, rtol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_holes_labelled_from_their_pixels_as_ndimage_labels_them(monkeypatch, seed):
+    # Sparse holes are labelled from the hole pixels alone: the same labels (numbered in
+    # the order of their first pixel) and boxes as ndimage.label and find_objects.
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(side) for side in rng.integers(1, 90, 2))
+    holes = rng.uniform(size=shape) < rng.uniform(0.05, 0.6)
+    holes[:, -1] |= seed % 2 == 0  # holes on the last column and wrapping rows
+    monkeypatch.setattr(fill, "_SPARSE_HOLES", 1.0)
+    labels, boxes = fill._label_holes(holes)
+    expected, count = ndimage.label(holes, structure=np.ones((3, 3), bool))
+    assert labels.dtype == expected.dtype and np.array_equal(labels, expected)
+    assert boxes == ndimage.find_objects(expected) and len(boxes) == count
+    monkeypatch.setattr(fill, "_SPARSE_HOLES", 0.0)
+    dense_labels, dense_boxes = fill._label_holes(holes)
+    assert np.array_equal(dense_labels, expected) and dense_boxes == boxes
+
+
+def test_no_holes_label_as_none():
+    labels, boxes = fill._label_holes(np.zeros((5, 7), bool))
+    assert boxes == [] and labels.shape == (5, 7) and not labels.any()
+
+
 @pytest.mark.parametrize("exponent", [0.7, 1.0, 2.5, 3.9])
 @pytest.mark.parametrize("shape", ["compact", "thin"])
 def test_distance_powers_are_those_of_the_distances(exponent, shape):
