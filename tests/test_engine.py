@@ -510,6 +510,35 @@ def test_an_error_in_the_biharmonic_thread_reaches_the_caller(tiny_model, monkey
         inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
 
 
+def test_the_fills_run_with_one_blas_thread_and_give_the_setting_back(tiny_model, monkeypatch):
+    # Hundreds of small solves beside torch's threads: BLAS gets one thread while the fills
+    # run, and its own setting back after.
+    from threadpoolctl import ThreadpoolController
+
+    def blas_threads():
+        return {pool["filepath"]: pool["num_threads"]
+                for pool in ThreadpoolController().select(user_api="blas").info()}
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(blas_threads())
+        return kriging(*args, **kwargs)
+
+    kriging = inference._kriging_fill
+    monkeypatch.setattr(inference, "_kriging_fill", recording)
+    _, data = power_law_map((64, 64), seed=24)
+    holes = disk_holes(data.shape, [(20, 20), (45, 40)], 4)
+    before = blas_threads()
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        two = blas_threads()
+        for _ in range(2):
+            inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
+            assert blas_threads() == two
+    assert blas_threads() == before
+    assert seen and all(set(threads.values()) == {1} for threads in seen)
+
+
 def test_a_network_shared_by_threads_stays_in_eval_mode_until_the_last_is_done():
     # A mosaic's threads share one network: the first call to finish must not put it back in
     # training mode while another is still running it.
