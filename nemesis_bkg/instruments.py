@@ -159,7 +159,7 @@ def get_instrument(name: str | Instrument) -> Instrument:
     if key not in INSTRUMENTS:
         raise ValueError(
             f"unknown instrument {name!r}; use one of {sorted(INSTRUMENTS)}, "
-            "or give the beam directly with beam_fwhm=<Quantity angle or pixels>."
+            "or give the beam directly with beam_fwhm= (an angle such as 18.1 arcsec, or pixels)."
         )
     return INSTRUMENTS[key]
 
@@ -380,7 +380,7 @@ def resolve_beam(
     if inst is None:
         raise ValueError(
             "cannot tell the beam of this map: give instrument= (one of "
-            f"{sorted(INSTRUMENTS)}) or beam_fwhm= (an angle Quantity with a WCS, or pixels)."
+            f"{sorted(INSTRUMENTS)}) or beam_fwhm= (an angle, for a map with a WCS, or pixels)."
         )
     if wcs is not None and wcs.has_celestial:
         return inst, beam_fwhm_pixels(inst.beam_fwhm, wcs)

@@ -46,7 +46,7 @@ def test_remove_writes_fits_and_refuses_overwrite(fits_map, tmp_path, capsys):
         )
         == 0
     )
-    assert "sources removed" in capsys.readouterr().out
+    assert "1 source removed (" in capsys.readouterr().out
     with fits.open(output) as hdul:
         assert hdul["BACKGROUND"].data.shape == (128, 128)
     assert regions.read_text().startswith("# Region file format: DS9")

@@ -203,12 +203,24 @@ def _run_mosaic(args: argparse.Namespace, remover: CompactSourceRemover,
         # From the catalogue that write assembled: the mosaic is not computed again.
         result.regions().write(args.regions_out, format="ds9", overwrite=args.overwrite)
     print(
-        f"{args.inputs[0]}: {len(result.catalog)} sources removed as a mosaic of "
+        f"{args.inputs[0]}: {_sources(len(result.catalog))} removed as a mosaic of "
         f"{result.source_mask.numblocks[0]}x{result.source_mask.numblocks[1]} chunks "
         f"(halo {result.halo} px, beam {result.fwhm_pixels:.2f} px, {result.instrument.name}) "
         f"in {time.perf_counter() - start:.1f} s -> {args.output}"
     )
     return 0
+
+
+def _sources(count: int) -> str:
+    """
+    The number of sources, in words.
+
+    Examples
+    --------
+    >>> _sources(1), _sources(0), _sources(12)
+    ('1 source', '0 sources', '12 sources')
+    """
+    return f"{count} source{'' if count == 1 else 's'}"
 
 
 def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
@@ -230,7 +242,7 @@ def _run_one(args: argparse.Namespace, remover: CompactSourceRemover) -> int:
     if args.regions_out:
         result.regions().write(args.regions_out, format="ds9", overwrite=args.overwrite)
     print(
-        f"{args.inputs[0]}: {len(result.catalog)} sources removed "
+        f"{args.inputs[0]}: {_sources(len(result.catalog))} removed "
         f"({int(result.source_mask.sum())} pixels inpainted, beam "
         f"{result.fwhm_pixels:.2f} px, {result.instrument.name}) in "
         f"{time.perf_counter() - start:.1f} s -> {output_path}"

@@ -81,7 +81,8 @@ def _remove_one(input_path: str, output_path: str, remover_kwargs: dict[str, Any
         return FileOutcome(input_path, output_path, "failed", f"{type(exc).__name__}: {exc}",
                            seconds=time.perf_counter() - start)
     return FileOutcome(input_path, output_path, "done",
-                       f"{len(result.catalog)} sources removed", len(result.catalog),
+                       f"{len(result.catalog)} source{'' if len(result.catalog) == 1 else 's'} "
+                       "removed", len(result.catalog),
                        time.perf_counter() - start)
 
 
