@@ -150,6 +150,8 @@ def test_export_writes_verified_weights_and_card(tiny_run, tmp_path):
     card = (weights.parent / "MODEL_CARD.md").read_text()
     assert read_card_sha256(weights.parent / "MODEL_CARD.md") == metrics["sha256"]
     assert "nemesis-bkg train --config" in card
+    # A run from a fresh network needs no starting weights to reproduce.
+    assert "# start from weights" not in card
     model = load_model(weights, device="cpu")
     assert float(model.metadata["sigma_calibration"]) == pytest.approx(
         metrics["sigma_calibration"])
@@ -465,6 +467,8 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
                                 weights=tmp_path / "out" / "net.safetensors")
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     assert f"Fine-tuned from `start.safetensors` (sha256 {digest}" in card
+    reproduce = card.split("## Reproduce", 1)[1]
+    assert f"# start from weights of sha256 {digest}" in reproduce
     assert metrics["sha256"] != digest
 
 

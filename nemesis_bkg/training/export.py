@@ -80,19 +80,26 @@ Exported {date}.
 ## Reproduce
 
 ```
-nemesis-bkg train --config {config_path} --out runs/default --device {device}{limits}
+{start_command}nemesis-bkg train --config {config_path} --out runs/default --device {device}{limits}
 nemesis-bkg train --export runs/default/{checkpoint_name} {destination}
 ```
 """
 
 
-def _start_text(state):
-    """The card's words on what the run started from."""
+def _start_texts(state):
+    """
+    The card's words on what the run started from, and the Reproduce section's first line.
+
+    A fine-tuned run's starting weights are an earlier run's: their own model
+    card says how to make them, and the Reproduce section names their checksum.
+    """
     initial = state.get("initial_weights")
     if initial is None:
-        return "Started from a freshly initialised network."
+        return "Started from a freshly initialised network.", ""
     return (f"Fine-tuned from `{Path(initial['path']).name}` (sha256 {initial['sha256']}, "
-            "`model.initial_weights`).")
+            "`model.initial_weights`).",
+            f"# start from weights of sha256 {initial['sha256']} where the configuration's "
+            "model.initial_weights points\n")
 
 
 def _real_text(state, data):
@@ -261,6 +268,7 @@ def export_checkpoint(
         "training_steps": str(state["step"]),
     }
     sha256 = save_model(model, weights, metadata=metadata)
+    start_text, start_command = _start_texts(state)
     if "nemesis_bkg/training/configs/" in config_path:
         config_path = "nemesis_bkg/training/configs/" + config_path.rsplit("/", 1)[1]
     card = _CARD.format(
@@ -274,7 +282,8 @@ def export_checkpoint(
         map_size=data["simulated_map_size"],
         contrast_range=data["contrast_range"],
         real_text=_real_text(state, data),
-        start_text=_start_text(state),
+        start_text=start_text,
+        start_command=start_command,
         fwhm_range=data["fwhm_range"],
         snr_range=data["snr_range"],
         max_extra=data["max_extra_sources"],
