@@ -251,7 +251,14 @@ def test_speed_benchmark_smoke(tmp_path):
     assert results["fill_seconds"] > 0
     assert results["speedup_ceiling"] == pytest.approx(
         results["per_source_seconds"] / results["fill_seconds"])
-    assert "ceiling" in format_speed_report(results)
+    assert results["speedup_paper"] == pytest.approx(
+        results["paper_network_seconds"] / results["inpaint_seconds"])
+    assert results["speedup_paper_whole"] == pytest.approx(
+        results["paper_network_seconds"] / results["whole_seconds"])
+    # The paper's encoder (eleven blocks of 32 to 512 channels) with our decoder.
+    assert 15e6 < results["paper_network_parameters"] < 35e6
+    report = format_speed_report(results)
+    assert "ceiling" in report and "paper's size" in report
 
 
 def test_method_leaving_hole_pixels_unfilled_is_a_failure(small_map):
@@ -409,3 +416,18 @@ def test_report_tables_and_labels_are_consistent(scored, small_map):
     assert "SNR >=1000" in markdown
     # The reference case's noise comes from its maps, not from a fixed text.
     assert "(noise = 0.2)" in markdown
+
+
+def test_paper_way_pastes_the_network_output_into_each_hole_only():
+    from nemesis_bkg.bench.speed import _paper_network_per_source
+    from nemesis_bkg.model import PConvUNet
+
+    data = np.random.default_rng(3).normal(size=(120, 150))
+    holes = np.zeros(data.shape, bool)
+    holes[5:9, 5:9] = True  # at the map's corner: the cutout reaches beyond the map
+    holes[60:66, 100:104] = True
+    network = PConvUNet(channels=(4, 8)).eval()
+    background, count = _paper_network_per_source(data, holes, network, "cpu")
+    assert count == 2
+    assert np.array_equal(background[~holes], data[~holes])
+    assert np.all(np.isfinite(background)) and not np.any(background[holes] == data[holes])
