@@ -179,6 +179,43 @@ def test_configuration_errors(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
+def test_a_configuration_changes_the_keys_of_its_base(tmp_path):
+    (tmp_path / "base.toml").write_text(DEFAULT_CONFIG.read_text())
+    (tmp_path / "stage.toml").write_text(
+        'base = "base.toml"\n[model]\ninitial_weights = "start.safetensors"\n'
+        "[optimizer]\nlearning_rate = 1.0e-5\n")
+    (tmp_path / "next.toml").write_text('base = "stage.toml"\n[run]\nseed = 7\n')
+    base, stage = load_config(tmp_path / "base.toml"), load_config(tmp_path / "next.toml")
+    assert stage["optimizer"]["learning_rate"] == 1.0e-5 and stage["run"]["seed"] == 7
+    assert initial_weights_path(stage) == tmp_path / "start.safetensors"
+    for section in ("data", "loss"):
+        assert stage[section] == base[section]
+    assert stage["optimizer"]["batch_size"] == base["optimizer"]["batch_size"]
+    assert stage["path"] == str(tmp_path / "next.toml") and "seed = 7" in stage["source"]
+
+
+def test_base_files_that_loop_or_are_missing_are_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(ValueError, match="loop"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('base = "missing.toml"\n')
+    with pytest.raises(FileNotFoundError, match="missing.toml"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text("base = 3\n")
+    with pytest.raises(ValueError, match="base must be"):
+        load_config(tmp_path / "d.toml")
+
+
+def test_refinement_stages_differ_from_the_gpu_run_in_start_and_schedule_only():
+    first = load_config(DEFAULT_CONFIG.parent / "gpu.toml")
+    for name in ("gpu_refine_1.toml", "gpu_refine_2.toml"):
+        stage = load_config(DEFAULT_CONFIG.parent / name)
+        assert initial_weights_path(stage) == DEFAULT_WEIGHTS
+        assert stage["data"] == first["data"] and stage["loss"] == first["loss"]
+        assert stage["optimizer"]["learning_rate"] < first["optimizer"]["learning_rate"]
+
+
 def test_pool_workers_make_samples_in_the_background():
     options = {"tile_size": 32, "context": 8}
     with SamplePool([power_law_view(8)], [], 8, np.random.default_rng(2), real_fraction=0.0,

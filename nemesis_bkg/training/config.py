@@ -215,6 +215,38 @@ def initial_weights_path(config: dict) -> Path | None:
     return path
 
 
+def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """
+    The tables of a configuration file, those of its ``base`` file under them.
+
+    ``base`` (a path, relative to the file's folder) names a configuration
+    this one changes: its tables are read first (recursively), then each key
+    of this file replaces the base's.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no configuration file at {path}")
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML: {error}") from error
+    base = tables.pop("base", None)
+    if base is None:
+        return tables
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: base must be the path of a configuration file, not {base!r}")
+    base_path = (path.parent / Path(base).expanduser()).resolve()
+    if base_path in chain:
+        raise ValueError(f"{path}: base files form a loop ({' -> '.join(map(str, chain))} -> "
+                         f"{base_path})")
+    merged = _read_toml(base_path, (*chain, base_path))
+    for section, values in tables.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     """
     Read and check a training configuration.
@@ -223,7 +255,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     ----------
     path : str or `~pathlib.Path`, optional
         TOML file with the sections ``model``, ``data``, ``optimizer``,
-        ``loss`` and ``run`` (see ``configs/default.toml``).
+        ``loss`` and ``run`` (see ``configs/default.toml``). A top-level
+        ``base = "other.toml"`` (relative to the file's folder) reads that
+        configuration first and lets this file change some of its keys
+        (e.g. ``configs/gpu_refine_1.toml``).
 
     Returns
     -------
@@ -234,9 +269,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     Raises
     ------
     FileNotFoundError
-        If there is no file at ``path``.
+        If there is no file at ``path`` or at a ``base`` it names.
     ValueError
-        If the file is not TOML or `check_config` finds a problem.
+        If a file is not TOML, the ``base`` files form a loop, or
+        `check_config` finds a problem.
 
     Examples
     --------
@@ -245,18 +281,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     64
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no configuration file at {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        config = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path} is not valid TOML: {error}") from error
+    config = _read_toml(path, (path.resolve(),))
     try:
         check_config(config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}; start from {DEFAULT_CONFIG}") from error
-    config["source"] = text
+    config["source"] = path.read_text(encoding="utf-8")
     config["path"] = str(path)
     return config
 
