@@ -80,7 +80,8 @@ def _paper_network_per_source(data, holes, network, device):
     The paper's way with its network alone: once per connected hole, on the 96x96 cutout.
 
     Each cutout (padded beyond the map) is cut, run through ``network`` and its
-    output pasted into the hole, as the paper's tool does; no classical fill.
+    output pasted into the hole, as the paper's tool does (less its feathered
+    edge); no classical fill.
     Returns the background and the number of holes.
     """
     labels, count = ndimage.label(holes, structure=np.ones((3, 3), bool))

@@ -215,9 +215,9 @@ def initial_weights_path(config: dict) -> Path | None:
     return path
 
 
-def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, str]:
     """
-    The tables of a configuration file, those of its ``base`` file under them.
+    The tables of a configuration file, those of its ``base`` file under them, and its text.
 
     ``base`` (a path, relative to the file's folder) names a configuration
     this one changes: its tables are read first (recursively), then each key
@@ -225,26 +225,27 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """
     if not path.is_file():
         raise FileNotFoundError(f"no configuration file at {path}")
+    text = path.read_text(encoding="utf-8")
     try:
-        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+        tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path} is not valid TOML: {error}") from error
     base = tables.pop("base", None)
     if base is None:
-        return tables
+        return tables, text
     if not isinstance(base, str):
         raise ValueError(f"{path}: base must be the path of a configuration file, not {base!r}")
     base_path = (path.parent / Path(base).expanduser()).resolve()
     if base_path in chain:
         raise ValueError(f"{path}: base files form a loop ({' -> '.join(map(str, chain))} -> "
                          f"{base_path})")
-    merged = _read_toml(base_path, (*chain, base_path))
+    merged, _ = _read_toml(base_path, (*chain, base_path))
     for section, values in tables.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
         else:
             merged[section] = values
-    return merged
+    return merged, text
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
@@ -281,12 +282,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     64
     """
     path = Path(path)
-    config = _read_toml(path, (path.resolve(),))
+    config, text = _read_toml(path, (path.resolve(),))
     try:
         check_config(config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}; start from {DEFAULT_CONFIG}") from error
-    config["source"] = path.read_text(encoding="utf-8")
+    config["source"] = text
     config["path"] = str(path)
     return config
 
