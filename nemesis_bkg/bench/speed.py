@@ -58,21 +58,27 @@ class _WholeCutoutNetwork(torch.nn.Module):
         return outputs if region is None else outputs[..., region[0], region[1]]
 
 
+def _hole_centres(holes):
+    """The connected holes' labels, and each hole's label and bounding-box centre (row, col)."""
+    labels, _ = ndimage.label(holes, structure=np.ones((3, 3), bool))
+    centres = [(index, (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2)
+               for index, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1)]
+    return labels, centres
+
+
 def _per_source_removal(data, holes, coverage, fwhm_pixels, model, device):
     """Inpaint each connected hole alone: the network once on a 96x96 cutout around it."""
-    labels, count = ndimage.label(holes, structure=np.ones((3, 3), bool))
+    labels, centres = _hole_centres(holes)
     background = data.copy()
     half = PAPER_CUTOUT // 2
-    for index, (row_slice, col_slice) in enumerate(ndimage.find_objects(labels), start=1):
-        row = (row_slice.start + row_slice.stop) // 2
-        col = (col_slice.start + col_slice.stop) // 2
+    for index, row, col in centres:
         rows = slice(max(row - half, 0), min(row + half, data.shape[0]))
         cols = slice(max(col - half, 0), min(col + half, data.shape[1]))
         own_hole = labels[rows, cols] == index
         filled, _ = inpaint_map(data[rows, cols], own_hole, coverage[rows, cols], fwhm_pixels,
                                 model=model, device=device, batch_size=1, tile_size=PAPER_CUTOUT)
         background[rows, cols][own_hole] = filled[own_hole]
-    return background, count
+    return background, len(centres)
 
 
 def _paper_network_per_source(data, holes, network, device):
@@ -84,15 +90,13 @@ def _paper_network_per_source(data, holes, network, device):
     edge); no classical fill.
     Returns the background and the number of holes.
     """
-    labels, count = ndimage.label(holes, structure=np.ones((3, 3), bool))
+    labels, centres = _hole_centres(holes)
     background = data.copy()
     half = PAPER_CUTOUT // 2
     padded = np.pad(np.nan_to_num(data), half)
     padded_labels = np.pad(labels, half)
     with torch.inference_mode():
-        for index, (row_slice, col_slice) in enumerate(ndimage.find_objects(labels), start=1):
-            row = (row_slice.start + row_slice.stop) // 2
-            col = (col_slice.start + col_slice.stop) // 2
+        for index, row, col in centres:
             window = (slice(row, row + PAPER_CUTOUT), slice(col, col + PAPER_CUTOUT))
             own_hole = padded_labels[window] == index
             cutout = np.where(own_hole, 0.0, padded[window])
@@ -103,7 +107,7 @@ def _paper_network_per_source(data, holes, network, device):
                              torch.from_numpy(coverage).to(device))[0, 0].cpu().numpy()
             hole_rows, hole_cols = np.nonzero(own_hole)
             background[hole_rows + row - half, hole_cols + col - half] = output[own_hole]
-    return background, count
+    return background, len(centres)
 
 
 def _best_of(repeats: int, function):
