@@ -525,8 +525,8 @@ def test_the_fills_run_with_one_blas_thread_and_give_the_setting_back(tiny_model
         seen.append(blas_threads())
         return kriging(*args, **kwargs)
 
-    kriging = inference._kriging_fill
-    monkeypatch.setattr(inference, "_kriging_fill", recording)
+    kriging = inference._krige_holes
+    monkeypatch.setattr(inference, "_krige_holes", recording)
     _, data = power_law_map((64, 64), seed=24)
     holes = disk_holes(data.shape, [(20, 20), (45, 40)], 4)
     before = blas_threads()

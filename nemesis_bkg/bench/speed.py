@@ -201,14 +201,15 @@ def run_speed_benchmark(
 
     # The classical fills the network corrects: both ways compute them for every hole, so
     # the per-source time over theirs bounds the speed-up whatever the network costs.
-    values = np.where(image.coverage & ~result.source_mask, image.data, np.nan)
     holes = result.source_mask & image.coverage
+    trusted = image.coverage & np.isfinite(image.data) & ~holes
+    values = np.where(trusted, image.data, np.nan)
 
     def fills():
         # As the engine computes them: labelled once, the biharmonic fill beside the kriging.
         labels, hole_slices = _label_holes(holes)
-        _classical_fills(values, holes, labels, hole_slices, fwhm_pixels=result.fwhm_pixels,
-                         side_by_side=True)
+        _classical_fills(values, holes, trusted, labels, hole_slices,
+                         fwhm_pixels=result.fwhm_pixels, side_by_side=True)
 
     def per_source(network):
         return _per_source_removal(image.data, result.source_mask, image.coverage,

@@ -395,19 +395,30 @@ def kriging_fill(
 def _kriging_fill(data, hole_mask, labels, hole_slices, *, fwhm_pixels, max_points=160, seed=0):
     """`kriging_fill` of checked inputs whose holes are labelled already (`_label_holes`)."""
     filled = data.copy()
-    filled[hole_mask] = np.nan
     # Not zeros_like: the pages of a fresh zero array are only touched around the holes.
     variance = np.zeros(data.shape)
-    usable_map = np.isfinite(data) & ~hole_mask
+    _krige_holes(data, np.isfinite(data) & ~hole_mask, labels, hole_slices, filled, variance,
+                 fwhm_pixels=fwhm_pixels, max_points=max_points, seed=seed)
+    return filled, variance
+
+
+def _krige_holes(data, usable_map, labels, hole_slices, fill, variance, *, fwhm_pixels,
+                 max_points=160, seed=0):
+    """
+    Write the kriging fill and its variance of every labelled hole into ``fill`` and ``variance``.
+
+    Only the hole pixels are written (NaN and 0 for a hole with no usable
+    pixel around it), so the outputs may be fresh zero maps whose pages are
+    touched around the holes only. ``usable_map`` marks the pixels of
+    ``data`` the fill may use.
+    """
     ring_width = max(2.0 * fwhm_pixels, 3.0)
     for index, slices in enumerate(hole_slices, start=1):
-        hole_fill = _krige_hole(data, labels, usable_map, index, slices, ring_width=ring_width,
-                                max_points=max_points, seed=seed)
-        if hole_fill is not None:
-            rows, cols, prediction, prediction_variance = hole_fill
-            filled[rows, cols] = prediction
-            variance[rows, cols] = prediction_variance
-    return filled, variance
+        rows, cols, prediction, prediction_variance = _krige_hole(
+            data, labels, usable_map, index, slices, ring_width=ring_width,
+            max_points=max_points, seed=seed)
+        fill[rows, cols] = prediction
+        variance[rows, cols] = prediction_variance
 
 
 def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_points, seed):
@@ -415,7 +426,7 @@ def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_poin
     Kriging fill of the hole ``index`` of ``labels`` (bounding box ``slices``).
 
     Returns its pixels' rows and columns in the map, the prediction and its
-    variance; None when no usable pixel surrounds it.
+    variance: NaN and 0 when no usable pixel surrounds it.
     """
     margin = int(np.ceil(2 * ring_width)) + 2
     hole_radius = np.sqrt(np.count_nonzero(labels[slices] == index) / np.pi)
@@ -429,12 +440,13 @@ def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_poin
                                  *component.shape])
     usable = usable_map[window]
     rows, cols = _conditioning_points(component, usable, width, max_points, rng)
+    target_rows, target_cols = np.nonzero(component)
+    map_rows, map_cols = target_rows + window[0].start, target_cols + window[1].start
     if rows.size == 0:
-        return None
+        return map_rows, map_cols, np.nan, 0.0
     cutout = np.where(usable, data[window], np.nan)
     values = cutout[rows, cols]
     nugget, amplitude, exponent = fit_generalized_covariance(cutout, max_lag=int(2 * width) + 1)
-    target_rows, target_cols = np.nonzero(component)
     points = np.stack([rows, cols], axis=1).astype(float)
     targets = np.stack([target_rows, target_cols], axis=1).astype(float)
     kriged = None
@@ -443,7 +455,7 @@ def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_poin
                                     amplitude=amplitude, exponent=exponent)
     if kriged is None:
         kriged = _trend_fill(points, values, targets, nugget=nugget)
-    return (target_rows + window[0].start, target_cols + window[1].start, *kriged)
+    return (map_rows, map_cols, *kriged)
 
 
 def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from threadpoolctl import ThreadpoolController
 
 from ..model import load_model, resolve_device
 from .features import network_inputs, network_outputs
-from .fill import _biharmonic_fill, _kriging_fill, _label_holes
+from .fill import _biharmonic_fill, _krige_holes, _label_holes
 from .normalize import TileScaling, power_of_two_exponent, tile_scaling
 
 __all__ = ["PRECISIONS", "check_engine_settings", "default_batch_size", "hole_tiles", "inpaint_map"]
@@ -193,31 +193,35 @@ def _thread_pools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _classical_fills(values, holes, labels, hole_slices, *, fwhm_pixels, side_by_side):
+def _classical_fills(values, holes, trusted, labels, hole_slices, *, fwhm_pixels, side_by_side):
     """
     The kriging fill and its variance, and the biharmonic fill, of labelled holes.
 
-    The biharmonic fill, mostly compiled code that lets other threads run, is
-    computed in a second thread beside the kriging when ``side_by_side`` and
-    there is more than one hole. (Not the network: while a second thread
-    that has run torch is alive, torch in this one was measured 40 % slower.)
-    The biharmonic map holds the fill in the holes only (the network reads
-    nothing else of it), zeros elsewhere: no copy of the map.
+    ``values`` is the map with NaN wherever it is not ``trusted`` (data, not
+    holes). The biharmonic fill, mostly compiled code that lets other threads
+    run, is computed in a second thread beside the kriging when
+    ``side_by_side`` and there is more than one hole. (Not the network: while
+    a second thread that has run torch is alive, torch in this one was
+    measured 40 % slower.) The three maps hold the fills in the holes only
+    (the network reads nothing else of them), zeros elsewhere: no copy of
+    the map.
     """
     side_by_side = side_by_side and len(hole_slices) > 1
-    biharmonic = np.zeros(values.shape)
+    # Fresh zero maps: their pages are only touched around the holes.
+    fill, variance, biharmonic = np.zeros(values.shape), np.zeros(values.shape), np.zeros(
+        values.shape)
     # Hundreds of small solves: a multi-threaded BLAS beside torch's threads only
     # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
     with _thread_pools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
         if side_by_side:
             biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels, out=biharmonic)
-        filled, variance = _kriging_fill(values, holes, labels, hole_slices,
-                                         fwhm_pixels=fwhm_pixels)
+        _krige_holes(values, trusted, labels, hole_slices, fill, variance,
+                     fwhm_pixels=fwhm_pixels)
         if side_by_side:
             biharmonic_job.result()
         else:
             _biharmonic_fill(values, holes, labels, out=biharmonic)
-    return filled, variance, biharmonic
+    return fill, variance, biharmonic
 
 
 def _cut(array, placement, fill_value):
@@ -243,6 +247,9 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     tiles = {name: np.stack([_cut(array, placement, np.nan if array.dtype.kind == "f" else False)
                              for _, placement in batch])
              for name, array in arrays.items()}
+    # The map as the network sees it: data where trusted, the kriging fill in the holes.
+    tiles["filled"] = np.where(tiles["holes"], tiles.pop("fill"),
+                               np.where(tiles["trusted"], tiles.pop("values"), np.nan))
     tiles["error"] = np.nan_to_num(np.sqrt(tiles.pop("variance")))
     tiles["usable"] = tiles["trusted"] | (tiles["holes"] & np.isfinite(tiles["filled"]))
     holes, scalings = [], []
@@ -250,14 +257,19 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
                                                        strict=True):
         rows, cols = np.nonzero(component)
         rows_map, cols_map = rows + placement[0], cols + placement[1]
-        classical = (arrays["filled"][rows_map, cols_map],
+        classical = (arrays["fill"][rows_map, cols_map],
                      np.sqrt(arrays["variance"][rows_map, cols_map]))
         holes.append(((rows, cols), (rows_map, cols_map), classical))
         scalings.append(tile_scaling(filled, trusted))
 
+    def write(map_pixels, hole_background, hole_error):
+        background[map_pixels] = hole_background
+        # Hole pixels with no data around them could not be filled: they stay invalid.
+        background_error[map_pixels] = np.where(np.isnan(hole_background), np.nan, hole_error)
+
     def keep_classical(index):
         _, map_pixels, classical = holes[index]
-        background[map_pixels], background_error[map_pixels] = classical
+        write(map_pixels, *classical)
 
     # Nothing to normalise by (flat or empty surroundings): the classical fill is kept.
     for index in np.flatnonzero([scaling is None for scaling in scalings]):
@@ -307,7 +319,7 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
                 and np.isfinite(hole_error[fillable]).all()):
             hole_background, hole_error = classical
             n_not_finite += 1
-        background[map_pixels], background_error[map_pixels] = hole_background, hole_error
+        write(map_pixels, hole_background, hole_error)
     return n_not_finite
 
 
@@ -505,15 +517,15 @@ def inpaint_map(
         inpainted, inpainted_error = np.full(data.shape, np.nan), np.zeros(data.shape)
     else:
         inpainted, inpainted_error = background, background_error
-    arrays = {"holes": holes, "trusted": trusted}
+    arrays = {"values": values, "holes": holes, "trusted": trusted}
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(batches), desc="inpainting", unit="batch")
     else:
         bar = contextlib.nullcontext()
-    arrays["filled"], arrays["variance"], arrays["biharmonic"] = _classical_fills(
-        values, holes, labels, hole_slices, fwhm_pixels=fwhm_pixels,
+    arrays["fill"], arrays["variance"], arrays["biharmonic"] = _classical_fills(
+        values, holes, trusted, labels, hole_slices, fwhm_pixels=fwhm_pixels,
         side_by_side=(n_threads or torch.get_num_threads()) > 1)
     n_not_finite = 0
     # The network is moved and switched to eval mode outside inference mode: parameters
@@ -535,6 +547,4 @@ def inpaint_map(
     if exponent:
         background[holes] = np.ldexp(inpainted[holes], exponent)
         background_error[holes] = np.ldexp(inpainted_error[holes], exponent)
-    # Holes with no data around them could not be filled: they stay invalid.
-    background_error[holes & np.isnan(background)] = np.nan
     return background, background_error
