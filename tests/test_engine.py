@@ -389,9 +389,9 @@ def test_no_holes_label_as_none():
 
 @pytest.mark.parametrize("exponent", [0.7, 1.0, 2.5, 3.9])
 @pytest.mark.parametrize("shape", ["compact", "thin"])
-def test_distance_powers_are_those_of_the_distances(exponent, shape):
-    # The kriging takes each power of a squared pixel distance from a table (compact
-    # holes) or directly (long thin holes): the very numbers of cdist(...) ** exponent.
+def test_offset_covariances_are_those_of_the_distances(exponent, shape):
+    # The kriging looks each covariance up by pixel offset (compact holes) or takes each
+    # pair's power (long thin holes): the very numbers of sign * cdist(...)**exponent / norm.
     from scipy.spatial.distance import cdist
 
     rng = np.random.default_rng(0)
@@ -400,11 +400,64 @@ def test_distance_powers_are_those_of_the_distances(exponent, shape):
     else:
         points = np.stack([np.zeros(30, int), np.arange(0, 3000, 100)], axis=1)
         targets = np.stack([np.ones(50, int), np.arange(0, 3000, 60)], axis=1)
+    positions = np.concatenate([points, targets])
+    covariance = fill._OffsetCovariance(positions, exponent, 0.0, 60 * 150)
+    assert (covariance.table is None) == (shape == "thin")
+    corner_distance = np.hypot(*np.ptp(positions, axis=0))
+    assert covariance.norm == corner_distance**exponent
     sign = fill._covariance_sign(exponent)
-    powers = fill._distance_powers(points, targets, sign, exponent)
-    for first, second in ((points, points), (points, targets)):
-        expected = sign * cdist(first.astype(float), second.astype(float)) ** exponent
-        assert np.array_equal(powers(fill._squared_distances(first, second)), expected)
+    for first, second in ((points, points), (points, targets), (targets, points)):
+        expected = (sign / covariance.norm) * cdist(first.astype(float),
+                                                    second.astype(float)) ** exponent
+        assert np.array_equal(covariance(first, second), expected)
+
+
+def _kriging_case(seed, exponent, nugget):
+    """Conditioning points on a ring around a hole, values of a random field, the hole's pixels."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:32, :32]
+    radius = np.hypot(rows - 15.5, cols - 15.5)
+    ring = np.flatnonzero((radius > 6) & (radius < 12))
+    points = np.column_stack(np.unravel_index(rng.choice(ring, 120, replace=False), (32, 32)))
+    targets = np.column_stack(np.nonzero(radius <= 6))
+    values = rng.normal(size=len(points)) + 0.3 * points[:, 0]
+    return (points.astype(float), values, targets.astype(float),
+            {"nugget": nugget, "amplitude": 1.0, "exponent": exponent})
+
+
+@pytest.mark.parametrize("exponent", [0.3, 1.5, 2.5, 3.9])
+@pytest.mark.parametrize("nugget", [0.0, 0.5])
+def test_kriging_on_the_drift_free_subspace_equals_the_whole_system(monkeypatch, exponent,
+                                                                    nugget):
+    # The Cholesky solve of the weights that satisfy the drift constraints gives what an
+    # LU of the whole system (covariances, noise, constraints) gives, also where the
+    # first declines and the second is used.
+    points, values, targets, parameters = _kriging_case(3, exponent, nugget)
+    drift_free = fill._drift_free_kriging
+    solvers = []
+    monkeypatch.setattr(fill, "_drift_free_kriging",
+                        lambda *args: solvers.append(drift_free(*args)) or solvers[-1])
+    prediction, variance = fill._universal_kriging(points, values, targets, **parameters)
+    assert len(solvers) == 1 and solvers[0] is not None
+    monkeypatch.setattr(fill, "_drift_free_kriging", lambda *args: None)
+    whole_prediction, whole_variance = fill._universal_kriging(points, values, targets,
+                                                               **parameters)
+    sigma = np.sqrt(whole_variance.max())
+    assert np.max(np.abs(prediction - whole_prediction)) < 1e-8 * sigma
+    assert np.allclose(variance, whole_variance, rtol=1e-7, atol=1e-9 * sigma**2)
+    # A plane through the points is reproduced: the weights satisfy the drift constraints.
+    plane = 2.0 + 0.5 * points[:, 0] - 0.25 * points[:, 1]
+    plane_prediction, _ = fill._universal_kriging(points, plane, targets, **parameters)
+    assert np.allclose(plane_prediction, 2.0 + 0.5 * targets[:, 0] - 0.25 * targets[:, 1],
+                       atol=1e-8)
+
+
+def test_kriging_of_points_on_a_line_declines():
+    # A plane is undetermined by points on one line: the caller falls back on the trend.
+    points = np.column_stack([np.full(20, 5.0), np.arange(20.0)])
+    targets = np.array([[7.0, 3.0], [8.0, 10.0]])
+    assert fill._universal_kriging(points, np.ones(20), targets, nugget=0.1, amplitude=1.0,
+                                   exponent=1.0) is None
 
 
 def test_big_endian_and_float32_maps_give_the_native_result(tiny_model):

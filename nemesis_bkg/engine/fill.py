@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 from scipy import ndimage, sparse
-from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
+from scipy.linalg import LinAlgWarning, lapack, lu_factor, lu_solve
 from scipy.sparse import csgraph
 from scipy.sparse.linalg import spsolve
 
@@ -85,18 +85,21 @@ def fit_generalized_covariance(
     4.0
     """
     values = np.asarray(values, dtype=float)
+    twice = 2 * values
     lags, mean_squares, weights = [], [], []
     for lag in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
         if lag > max_lag or 2 * lag >= max(values.shape):
             break
         squares, count = 0.0, 0
-        for second_differences in (
-            values[2 * lag :, :] - 2 * values[lag:-lag, :] + values[: -2 * lag, :],
-            values[:, 2 * lag :] - 2 * values[:, lag:-lag] + values[:, : -2 * lag],
+        for outer, middle in (
+            ((values[2 * lag :, :], values[: -2 * lag, :]), twice[lag:-lag, :]),
+            ((values[:, 2 * lag :], values[:, : -2 * lag]), twice[:, lag:-lag]),
         ):
-            finite = np.isfinite(second_differences)
-            squares += float(np.sum(np.square(second_differences[finite])))
-            count += int(finite.sum())
+            second_differences = np.add(*outer)
+            second_differences -= middle
+            finite = second_differences[np.isfinite(second_differences)]
+            squares += float(finite @ finite)
+            count += finite.size
         # A lag with no variation at all (a map of zeros but a pixel) would get an
         # infinite weight in the relative fit: it is left out.
         if count >= 8 and squares > 0:
@@ -134,7 +137,7 @@ def fit_generalized_covariance(
     misfit = np.sum(residuals**2, axis=0)
     if not np.isfinite(misfit).any():
         return (float(np.mean(mean_squares) * scale / 6.0), 0.0, 1.0)
-    best = int(np.nanargmin(np.where(np.isfinite(misfit), misfit, np.nan)))
+    best = int(np.argmin(np.where(np.isfinite(misfit), misfit, np.inf)))
     exponent = float(_COVARIANCE_EXPONENTS[best])
     # Second differences of white noise have 6 times its variance; those of the power
     # covariance |2**(a+1) - 8| times its amplitude.
@@ -220,29 +223,63 @@ def _conditioning_points(component, usable, ring_width, max_points, rng):
     return rows, cols
 
 
-def _squared_distances(first, second):
-    """Squared distances between integer pixel positions, (N, 2) and (M, 2): exact integers."""
-    row_offsets = first[:, None, 0] - second[None, :, 0]
-    col_offsets = first[:, None, 1] - second[None, :, 1]
-    return row_offsets * row_offsets + col_offsets * col_offsets
-
-
-def _distance_powers(points, targets, sign, exponent):
+class _OffsetCovariance:
     """
-    The function mapping squared pixel distances to ``sign * distance**exponent``.
+    The generalised covariance ``sign * distance**exponent / norm`` between pixel positions.
 
-    Pixel positions lie on a grid, so the squared distances between them are
-    integers, and far fewer distinct than the pairs: each power is taken
-    once, from a table (the same numbers as ``sign * cdist(...)**exponent``),
-    unless the positions span so much more than they number (a long, thin
-    hole) that the table would hold more powers than the pairs need.
+    Pixel positions lie on a grid, so the covariance of two depends on their
+    offset only, and the offsets are far fewer than the pairs: each power is
+    taken once, into a table indexed by the offset (the same numbers as
+    ``sign * cdist(...)**exponent / norm``), unless the positions span so
+    much more than they number (a long, thin hole) that the table would hold
+    more powers than the pairs need; then each pair's power is taken.
+
+    ``norm``, the covariance at the largest offset of the positions' bounding
+    box (at least ``noise_ratio``), brings the values to order one, so that
+    the drift rows of a kriging system stay comparable to its covariances.
     """
-    extent = np.ptp(np.concatenate([points, targets]), axis=0)
-    table_size = int(extent @ extent) + 1
-    if table_size > len(points) * (len(points) + len(targets)):
-        return lambda squared: sign * np.sqrt(squared.astype(float)) ** exponent
-    table = sign * np.sqrt(np.arange(table_size, dtype=float)) ** exponent
-    return lambda squared: table[squared]
+
+    def __init__(self, positions, exponent, noise_ratio, n_pairs):
+        self.sign, self.exponent = _covariance_sign(exponent), exponent
+        self.low = positions.min(axis=0)
+        extent = positions.max(axis=0) - self.low + 1
+        self.norm = max(float(np.sqrt(float((extent - 1) @ (extent - 1)))) ** exponent,
+                        noise_ratio)
+        self.table = None
+        if (2 * extent[0] - 1) * (2 * extent[1] - 1) <= n_pairs:
+            row_offsets = np.arange(1 - extent[0], extent[0])
+            col_offsets = np.arange(1 - extent[1], extent[1])
+            squared = (row_offsets * row_offsets)[:, None] + (col_offsets * col_offsets)[None, :]
+            powers = np.sqrt(np.arange(int(squared.max()) + 1, dtype=float)) ** exponent
+            self.table = ((self.sign / self.norm) * powers)[squared].ravel()
+            self.stride = 2 * int(extent[1]) - 1
+            self.centre = (int(extent[0]) - 1) * self.stride + int(extent[1]) - 1
+
+    def __call__(self, first, second):
+        """Covariances between the positions ``first`` (N, 2) and ``second`` (M, 2): (N, M)."""
+        if self.table is None:
+            row_offsets = first[:, None, 0] - second[None, :, 0]
+            col_offsets = first[:, None, 1] - second[None, :, 1]
+            squared = row_offsets * row_offsets + col_offsets * col_offsets
+            return (self.sign / self.norm) * np.sqrt(squared.astype(float)) ** self.exponent
+        first_keys = (first[:, 0] - self.low[0]) * self.stride + (first[:, 1] - self.low[1])
+        second_keys = (second[:, 0] - self.low[0]) * self.stride + (second[:, 1] - self.low[1])
+        return self.table[(first_keys + self.centre)[:, None] - second_keys[None, :]]
+
+
+def _drift_pivots(points):
+    """
+    Three points spanning the conditioning points (a wide triangle), or None when all lie on a line.
+
+    The first and last rows, and the point farthest from the line through them.
+    """
+    first, second = int(np.argmin(points[:, 0])), int(np.argmax(points[:, 0]))
+    direction = points[second] - points[first]
+    offsets = points - points[first]
+    areas = np.abs(offsets[:, 0] * direction[1] - offsets[:, 1] * direction[0])
+    third = int(np.argmax(areas))
+    # Whole pixel positions: off a line by half a unit of area at least, or exactly on it.
+    return None if areas[third] == 0 else [first, second, third]
 
 
 def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
@@ -254,53 +291,134 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     The system is that of an intrinsic random function of order 1: the
     generalised covariance between the points, white noise on its diagonal,
     and the three unbiasedness constraints of a plane. ``points`` and
-    ``targets`` are pixel positions (row, column), whole numbers.
+    ``targets`` are pixel positions (row, column), whole numbers. It is
+    solved on the drift-free subspace, where it is positive definite
+    (Cholesky; half the work of an LU of the whole system), or as a whole
+    where rounding makes that subspace's matrix not positive definite.
+    """
+    pivots = _drift_pivots(points)
+    if pivots is None:
+        return None
+    # The pivots last: the drift is eliminated through them.
+    others = np.ones(len(points), bool)
+    others[pivots] = False
+    order = np.concatenate([np.flatnonzero(others), pivots])
+    points, values = points[order], values[order]
+    grid_points, grid_targets = points.astype(np.intp), targets.astype(np.intp)
+    # In units of the amplitude (the weights do not depend on it), so that no value of the
+    # map can overflow the system.
+    noise_ratio = nugget / amplitude
+    covariance = _OffsetCovariance(np.concatenate([grid_points, grid_targets]), exponent,
+                                   noise_ratio, len(points) * (len(points) + len(targets)))
+    if not (np.isfinite(covariance.norm) and covariance.norm > 0):
+        return None
+    origin = points.mean(axis=0)
+    solved = _drift_free_kriging(points - origin, values, grid_points, covariance,
+                                 noise_ratio / covariance.norm)
+    if solved is None:
+        solved = _saddle_point_kriging(points - origin, values, grid_points, covariance,
+                                       noise_ratio / covariance.norm)
+    if solved is None:
+        return None
+    predictions, quadratics = [], []
+    # A hole of millions of pixels is predicted in chunks, so that the right-hand sides
+    # (one column per pixel) stay a few tens of megabytes.
+    for start in range(0, len(targets), _TARGETS_PER_SOLVE):
+        chunk = slice(start, start + _TARGETS_PER_SOLVE)
+        prediction, quadratic = solved(covariance(grid_points, grid_targets[chunk]),
+                                       targets[chunk] - origin)
+        predictions.append(prediction)
+        quadratics.append(quadratic)
+    prediction = np.concatenate(predictions)
+    # The generalised covariance is 0 at lag 0, so the variance is the quadratic form
+    # of the weights (in the scaled units, hence the norm and amplitude).
+    variance = amplitude * covariance.norm * np.maximum(np.concatenate(quadratics), 0.0)
+    if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(variance))):
+        return None
+    return prediction, variance
+
+
+def _drift_free_kriging(points, values, grid_points, covariance, noise):
+    """
+    Factor the kriging system on the weights that satisfy the drift constraints.
+
+    Weights w with F^T w = f (F the drift of the points, f of the target) are
+    w = E v + B beta: v free for the first n - 3 points, the last three (the
+    pivots) then fixed. The variance w^T C w - 2 w^T c is minimised over v:
+    M v = G with M = E^T C E positive definite. Returns a function of the
+    covariances to the targets and their drift that gives the prediction
+    and the minimised quadratic form; None if M is not numerically positive
+    definite.
+    """
+    n_free = len(points) - 3
+    drift = np.column_stack([np.ones(len(points)), points])
+    # LAPACK directly: np.linalg.inv costs ten times more on a 3x3 matrix.
+    pivot_inverse = lapack.dgesv(drift[n_free:], np.eye(3))[2]
+    elimination = drift[:n_free] @ pivot_inverse
+    to_pivots = covariance(grid_points, grid_points[n_free:])
+    free_to_pivots = to_pivots[:n_free]
+    between_pivots = to_pivots[n_free:] + noise * np.eye(3)
+    # M = C_ff - C_fp L^T - L C_pf + L C_pp L^T, a rank-6 update of C_ff.
+    update = np.hstack([free_to_pivots, elimination])
+    core = np.zeros((6, 6))
+    core[3:, :3] = core[:3, 3:] = -np.eye(3)
+    core[3:, 3:] = between_pivots
+    reduced = covariance(grid_points[:n_free], grid_points[:n_free])
+    reduced[np.arange(n_free), np.arange(n_free)] += noise
+    reduced += (update @ core) @ update.T
+    factor, info = lapack.dpotrf(reduced, lower=1, overwrite_a=1, clean=0)
+    if info != 0:
+        return None
+    pivot_values = values[n_free:]
+    # LAPACK's triangular solve itself: scipy's solve_triangular checks cost more than it.
+    reduced_values, _ = lapack.dtrtrs(factor, values[:n_free] - elimination @ pivot_values,
+                                      lower=1)
+
+    def solved(right, target_drift):
+        fixed = pivot_inverse.T @ np.vstack([np.ones(len(target_drift)), target_drift.T])
+        to_free = right[:n_free] + update @ np.vstack([-fixed, between_pivots @ fixed
+                                                       - right[n_free:]])
+        half, _ = lapack.dtrtrs(factor, to_free, lower=1, overwrite_b=1)
+        prediction = half.T @ reduced_values + fixed.T @ pivot_values
+        quadratic = (np.einsum("ij,ij->j", fixed, between_pivots @ fixed - 2 * right[n_free:])
+                     - np.einsum("ij,ij->j", half, half))
+        return prediction, quadratic
+
+    return solved
+
+
+def _saddle_point_kriging(points, values, grid_points, covariance, noise):
+    """
+    Factor the whole kriging system (LU): covariances, white noise and the drift constraints.
+
+    Returns a function of the covariances to the targets and their drift that
+    gives the prediction and the variance's quadratic form (see
+    `_drift_free_kriging`).
     """
     size = len(points)
-    grid_points, grid_targets = points.astype(np.intp), targets.astype(np.intp)
-    distance_powers = _distance_powers(grid_points, grid_targets, _covariance_sign(exponent),
-                                       exponent)
-    origin = points.mean(axis=0)
-    points, targets = points - origin, targets - origin
-    # In units of the amplitude (the weights do not depend on it), so that no
-    # value of the map can overflow the system.
-    noise_ratio = nugget / amplitude
-    covariance = distance_powers(_squared_distances(grid_points, grid_points))
-    covariance[np.arange(size), np.arange(size)] += noise_ratio
-    # Scaled to order one: the drift rows stay comparable to the covariance block.
-    norm = float(np.max(np.abs(covariance)))
-    if not (np.isfinite(norm) and norm > 0):
-        return None
     system = np.zeros((size + 3, size + 3))
-    system[:size, :size] = covariance / norm
-    system[:size, size:] = np.column_stack([np.ones(size), points])
+    system[:size, :size] = covariance(grid_points, grid_points)
+    system[np.arange(size), np.arange(size)] += noise
+    system[:size, size] = 1.0
+    system[:size, size + 1 :] = points
     system[size:, :size] = system[:size, size:].T
-    predictions, variances = [], []
     with warnings.catch_warnings():
         # Conditioning points on one line (a hole against a straight no-coverage edge)
         # leave the plane undetermined: the caller falls back to the plane or the mean.
         warnings.simplefilter("ignore", LinAlgWarning)
-        # Built from finite numbers (the norm is checked above): no scan for NaN needed.
-        factors = lu_factor(system, check_finite=False)
-        # A hole of millions of pixels is solved in chunks, so that the right-hand sides
-        # (one column per pixel) stay a few tens of megabytes.
-        for start in range(0, len(targets), _TARGETS_PER_SOLVE):
-            chunk = targets[start : start + _TARGETS_PER_SOLVE]
-            right = np.empty((size + 3, len(chunk)))
-            right[:size] = distance_powers(_squared_distances(
-                grid_points, grid_targets[start : start + _TARGETS_PER_SOLVE])) / norm
-            right[size:] = np.column_stack([np.ones(len(chunk)), chunk]).T
+        # Built from finite numbers (the norm is checked by the caller): no scan for NaN.
+        factors = lu_factor(system, overwrite_a=True, check_finite=False)
+
+    def solved(right, target_drift):
+        right = np.vstack([right, np.ones(len(target_drift)), target_drift.T])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinAlgWarning)
             weights = lu_solve(factors, right, check_finite=False)
-            if not np.all(np.isfinite(weights)):
-                return None
-            predictions.append(weights[:size].T @ values)
-            # The generalised covariance is 0 at lag 0, so the variance is minus the
-            # weighted right-hand side (in the scaled units, hence the norm and amplitude).
-            variances.append(amplitude * norm * np.maximum(-np.sum(weights * right, axis=0), 0.0))
-    prediction, variance = np.concatenate(predictions), np.concatenate(variances)
-    if not (np.all(np.isfinite(prediction)) and np.all(np.isfinite(variance))):
-        return None
-    return prediction, variance
+        # The generalised covariance is 0 at lag 0: the variance is minus the weighted
+        # right-hand side.
+        return values @ weights[:size], -np.einsum("ij,ij->j", weights, right)
+
+    return solved
 
 
 def _trend_fill(points, values, targets, *, nugget):
