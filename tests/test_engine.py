@@ -352,6 +352,22 @@ def test_inpaint_map_is_equivariant_at_extreme_magnitudes(tiny_model, scale):
     assert np.allclose(moved_error[holes] / scale, error[holes], rtol=1e-6)
 
 
+@pytest.mark.parametrize("outside", [np.nan, 0.0, -1e300, 3e-320])
+def test_values_outside_the_coverage_change_nothing(tiny_model, outside):
+    # The fills read the covered data only: whatever the uncovered pixels hold (NaN, a
+    # sentinel, numbers that would call for rescaling the map), the result is the same.
+    _, data = power_law_map((64, 64), 18)
+    holes = disk_holes(data.shape, [(24, 18), (40, 44)], 4)  # the first reaches the edge
+    coverage = np.ones(data.shape, bool)
+    coverage[:, :14] = False
+    reference, reference_error = inpaint_map(np.where(coverage, data, np.nan), holes, coverage,
+                                             3.0, model=tiny_model, device="cpu")
+    background, error = inpaint_map(np.where(coverage, data, outside), holes, coverage, 3.0,
+                                    model=tiny_model, device="cpu")
+    assert np.array_equal(background[coverage], reference[coverage])
+    assert np.array_equal(error, reference_error)
+
+
 def test_kriging_in_chunks_equals_one_solve(monkeypatch):
     # Huge holes are predicted a chunk of pixels at a time (memory); the result is the same.
     background, data = power_law_map((64, 64), 16)

@@ -614,12 +614,13 @@ def biharmonic_fill(data: np.ndarray, hole_mask: np.ndarray) -> np.ndarray:
     return _biharmonic_fill(data, hole_mask, _label_holes(hole_mask)[0])
 
 
-def _biharmonic_fill(data, hole_mask, labels, *, out=None):
+def _biharmonic_fill(data, hole_mask, labels, *, out=None, usable=None):
     """
     `biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`).
 
     The fill is written into the holes of ``out`` (by default a copy of ``data``),
-    which is returned.
+    which is returned. ``usable`` marks the data pixels the fill may use (by
+    default the finite ones).
     """
     filled = data.copy() if out is None else out
     n_rows, n_cols = data.shape
@@ -652,7 +653,8 @@ def _biharmonic_fill(data, hole_mask, labels, *, out=None):
         point_labels = np.stack([labels[rows, cols] for rows, cols, _ in points])
         # Every point of a stencil in its domain is a hole pixel or a data pixel.
         in_domain = np.all((point_labels > 0) | np.stack(
-            [np.isfinite(data[rows, cols]) for rows, cols, _ in points]), axis=0)
+            [np.isfinite(data[rows, cols]) if usable is None else usable[rows, cols]
+             for rows, cols, _ in points]), axis=0)
         # A stencil that reaches into two holes belongs to neither (each hole is solved
         # with the others outside its domain).
         hole_label = point_labels.max(axis=0)

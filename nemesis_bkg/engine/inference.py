@@ -197,14 +197,13 @@ def _classical_fills(values, holes, trusted, labels, hole_slices, *, fwhm_pixels
     """
     The kriging fill and its variance, and the biharmonic fill, of labelled holes.
 
-    ``values`` is the map with NaN wherever it is not ``trusted`` (data, not
-    holes). The biharmonic fill, mostly compiled code that lets other threads
-    run, is computed in a second thread beside the kriging when
-    ``side_by_side`` and there is more than one hole. (Not the network: while
-    a second thread that has run torch is alive, torch in this one was
-    measured 40 % slower.) The three maps hold the fills in the holes only
-    (the network reads nothing else of them), zeros elsewhere: no copy of
-    the map.
+    Only the ``trusted`` pixels of ``values`` (data, not holes) are read. The
+    biharmonic fill, mostly compiled code that lets other threads run, is
+    computed in a second thread beside the kriging when ``side_by_side`` and
+    there is more than one hole. (Not the network: while a second thread that
+    has run torch is alive, torch in this one was measured 40 % slower.) The
+    three maps hold the fills in the holes only (the network reads nothing
+    else of them), zeros elsewhere: no copy of the map.
     """
     side_by_side = side_by_side and len(hole_slices) > 1
     # Fresh zero maps: their pages are only touched around the holes.
@@ -214,13 +213,14 @@ def _classical_fills(values, holes, trusted, labels, hole_slices, *, fwhm_pixels
     # oversubscribes the cores (measured 2x slower on 2 cores), so BLAS gets one thread.
     with _thread_pools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
         if side_by_side:
-            biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels, out=biharmonic)
+            biharmonic_job = pool.submit(_biharmonic_fill, values, holes, labels,
+                                         out=biharmonic, usable=trusted)
         _krige_holes(values, trusted, labels, hole_slices, fill, variance,
                      fwhm_pixels=fwhm_pixels)
         if side_by_side:
             biharmonic_job.result()
         else:
-            _biharmonic_fill(values, holes, labels, out=biharmonic)
+            _biharmonic_fill(values, holes, labels, out=biharmonic, usable=trusted)
     return fill, variance, biharmonic
 
 
@@ -477,12 +477,18 @@ def inpaint_map(
     background_error = np.zeros(data.shape, dtype=float)
     if not holes.any():
         return background, background_error
-    values = np.where(trusted, data, np.nan).astype(float, copy=False)
+    # The fills read the trusted pixels only (in native float64): no masked copy of the map.
+    values = data.astype(float, copy=False)
     # Maps of huge or tiny values are worked on divided by a power of two (exact), so that
-    # no square or variance of the fills overflows or underflows.
+    # no square or variance of the fills overflows or underflows. The extremes of every
+    # finite value are found first (cheap): only where they call for it are those of the
+    # trusted pixels, which the fills use, found and the map rescaled.
     exponent = power_of_two_exponent(values)
     if exponent:
-        values = np.ldexp(values, -exponent)
+        values = np.where(trusted, values, np.nan)
+        exponent = power_of_two_exponent(values)
+        if exponent:
+            values = np.ldexp(values, -exponent)
     labels, hole_slices = _label_holes(holes)
     metadata = getattr(model, "metadata", {})
     if "fwhm_pixels_range" in metadata:
