@@ -224,15 +224,17 @@ def _classical_fills(values, holes, trusted, labels, hole_slices, *, fwhm_pixels
     return fill, variance, biharmonic
 
 
-def _cut(array, placement, fill_value):
-    """Tile of ``array`` at ``placement``, padded with ``fill_value`` beyond the map."""
-    row0, col0, rows, cols = placement
-    tile = np.full((rows, cols), fill_value, dtype=array.dtype)
-    top, left = max(row0, 0), max(col0, 0)
-    bottom, right = min(row0 + rows, array.shape[0]), min(col0 + cols, array.shape[1])
-    if bottom > top and right > left:
-        tile[top - row0 : bottom - row0, left - col0 : right - col0] = array[top:bottom, left:right]
-    return tile
+def _cut_tiles(array, placements, fill_value):
+    """The tiles of ``array`` at ``placements`` (one shape), stacked, padded with ``fill_value``."""
+    rows, cols = placements[0][2:]
+    tiles = np.full((len(placements), rows, cols), fill_value, dtype=array.dtype)
+    for tile, (row0, col0, _, _) in zip(tiles, placements, strict=True):
+        top, left = max(row0, 0), max(col0, 0)
+        bottom, right = min(row0 + rows, array.shape[0]), min(col0 + cols, array.shape[1])
+        if bottom > top and right > left:
+            tile[top - row0 : bottom - row0, left - col0 : right - col0] = array[top:bottom,
+                                                                                 left:right]
+    return tiles
 
 
 def _inpaint_batch(batch, model, device, arrays, background, background_error, calibration,
@@ -244,8 +246,8 @@ def _inpaint_batch(batch, model, device, arrays, background, background_error, c
     holes whose classical fill was kept because the network's inputs or
     outputs were not finite.
     """
-    tiles = {name: np.stack([_cut(array, placement, np.nan if array.dtype.kind == "f" else False)
-                             for _, placement in batch])
+    placements = [placement for _, placement in batch]
+    tiles = {name: _cut_tiles(array, placements, np.nan if array.dtype.kind == "f" else False)
              for name, array in arrays.items()}
     # The map as the network sees it: data where trusted, the kriging fill in the holes.
     tiles["filled"] = np.where(tiles["holes"], tiles.pop("fill"),
