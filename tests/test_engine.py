@@ -368,6 +368,23 @@ def test_values_outside_the_coverage_change_nothing(tiny_model, outside):
     assert np.array_equal(error, reference_error)
 
 
+@pytest.mark.parametrize("size", [8, 9, 1000, 1001])
+def test_tile_median_is_numpys(size):
+    from nemesis_bkg.engine.normalize import _median
+
+    values = np.random.default_rng(size).normal(size=size)
+    assert _median(values.copy()) == np.median(values)
+    assert _median(np.round(values).copy()) == np.median(np.round(values))  # ties
+
+
+@pytest.mark.parametrize("runs", [1, 2, 5])
+def test_unique_of_sorted_runs_is_numpys(runs):
+    rng = np.random.default_rng(runs)
+    base = np.sort(rng.choice(10_000, 500, replace=False))
+    keys = np.concatenate([base + shift for shift in rng.integers(-50, 50, runs)])
+    assert np.array_equal(fill._unique_of_sorted_runs(keys), np.unique(keys))
+
+
 def test_kriging_in_chunks_equals_one_solve(monkeypatch):
     # Huge holes are predicted a chunk of pixels at a time (memory); the result is the same.
     background, data = power_law_map((64, 64), 16)
