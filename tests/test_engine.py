@@ -239,7 +239,23 @@ def test_device_options_are_checked_and_threads_restored(tiny_model):
                              ({"n_threads": 0}, "n_threads")):
         with pytest.raises(ValueError, match=message):
             inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu", **options)
-    assert default_batch_size("cpu", tiny_model, 64 * 64) == 16
+    assert default_batch_size("cpu", tiny_model, 64 * 64) == inference.CPU_BATCH_SIZE
+
+
+@pytest.mark.parametrize(("n_holes", "batch_size", "expected"),
+                         [(10, 4, [3, 4, 3]), (8, 4, [4, 4]), (3, 16, [3]), (5, 1, [1] * 5)])
+def test_tiles_go_through_the_network_in_equal_batches(tiny_model, monkeypatch, n_holes,
+                                                      batch_size, expected):
+    # As few batches as batch_size allows, of equal sizes: no small last batch.
+    _, data = power_law_map((64, 64 * n_holes), 19)
+    holes = disk_holes(data.shape, [(32, 32 + 64 * index) for index in range(n_holes)], 3)
+    sizes = []
+    forward = tiny_model.forward
+    monkeypatch.setattr(tiny_model, "forward",
+                        lambda inputs, *args, **kwargs: sizes.append(len(inputs))
+                        or forward(inputs, *args, **kwargs))
+    inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu", batch_size=batch_size)
+    assert sizes == expected
 
 
 def test_biharmonic_solves_each_hole_on_its_own():

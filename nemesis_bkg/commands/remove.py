@@ -14,6 +14,7 @@ import numpy as np
 from astropy.io.registry import IORegistryError
 from astropy.table import Table
 
+from ..engine.inference import CPU_BATCH_SIZE
 from ..io import check_output_path, read_fits
 from ..remover import CompactSourceRemover
 
@@ -87,8 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for the network (default: PyTorch's)")
     parser.add_argument("--batch-size", type=int, metavar="N",
-                        help="tiles per forward pass (default: 16 on a CPU, sized to the "
-                        "free memory on a GPU)")
+                        help=f"most tiles per forward pass (default: {CPU_BATCH_SIZE} on a "
+                        "CPU, sized to the free memory on a GPU)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--chunk-size", type=int, metavar="N",
                         help="with -o: process the map as a mosaic, in chunks of N x N pixels "
