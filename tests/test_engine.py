@@ -401,6 +401,18 @@ def test_unique_of_sorted_runs_is_numpys(runs):
     assert np.array_equal(fill._unique_of_sorted_runs(keys), np.unique(keys))
 
 
+def test_kriging_by_squared_distance_equals_by_offset(monkeypatch):
+    # Holes too large for a table by offset use one by squared distance: the same fill.
+    background, data = power_law_map((64, 64), 20)
+    holes = disk_holes(data.shape, [(30, 34)], 6)
+    masked = np.where(holes, np.nan, data)
+    by_offset = kriging_fill(masked, holes, fwhm_pixels=3.0)
+    monkeypatch.setattr(fill, "_MAX_OFFSET_TABLE", 0)
+    by_squared = kriging_fill(masked, holes, fwhm_pixels=3.0)
+    for first, second in zip(by_offset, by_squared, strict=True):
+        assert np.array_equal(first, second, equal_nan=True)
+
+
 def test_kriging_in_chunks_equals_one_solve(monkeypatch):
     # Huge holes are predicted a chunk of pixels at a time (memory); the result is the same.
     background, data = power_law_map((64, 64), 16)
@@ -437,21 +449,25 @@ def test_no_holes_label_as_none():
 
 
 @pytest.mark.parametrize("exponent", [0.7, 1.0, 2.5, 3.9])
-@pytest.mark.parametrize("shape", ["compact", "thin"])
-def test_offset_covariances_are_those_of_the_distances(exponent, shape):
-    # The kriging looks each covariance up by pixel offset (compact holes) or takes each
-    # pair's power (long thin holes): the very numbers of sign * cdist(...)**exponent / norm.
+@pytest.mark.parametrize("shape", ["compact", "large", "thin"])
+def test_offset_covariances_are_those_of_the_distances(monkeypatch, exponent, shape):
+    # The kriging looks each covariance up by pixel offset (compact holes), by squared
+    # distance (huge holes) or takes each pair's power (long thin holes): the very numbers
+    # of sign * cdist(...)**exponent / norm.
     from scipy.spatial.distance import cdist
 
     rng = np.random.default_rng(0)
-    if shape == "compact":
-        points, targets = rng.integers(0, 40, (60, 2)), rng.integers(10, 30, (90, 2))
-    else:
+    if shape == "thin":
         points = np.stack([np.zeros(30, int), np.arange(0, 3000, 100)], axis=1)
         targets = np.stack([np.ones(50, int), np.arange(0, 3000, 60)], axis=1)
+    else:
+        points, targets = rng.integers(0, 40, (60, 2)), rng.integers(10, 30, (90, 2))
+    if shape == "large":
+        monkeypatch.setattr(fill, "_MAX_OFFSET_TABLE", 100)
     positions = np.concatenate([points, targets])
     covariance = fill._OffsetCovariance(positions, exponent, 0.0, 60 * 150)
-    assert (covariance.table is None) == (shape == "thin")
+    assert (covariance.by_offset is not None) == (shape == "compact")
+    assert (covariance.by_squared is not None) == (shape == "large")
     corner_distance = np.hypot(*np.ptp(positions, axis=0))
     assert covariance.norm == corner_distance**exponent
     sign = fill._covariance_sign(exponent)

@@ -223,6 +223,11 @@ def _conditioning_points(component, usable, ring_width, max_points, rng):
     return rows, cols
 
 
+#: Most entries of a covariance table indexed by pixel offset (32 MB): beyond, the
+#: powers are tabulated by squared distance, whose table is half the size.
+_MAX_OFFSET_TABLE = 2**22
+
+
 class _OffsetCovariance:
     """
     The generalised covariance ``sign * distance**exponent / norm`` between pixel positions.
@@ -230,9 +235,11 @@ class _OffsetCovariance:
     Pixel positions lie on a grid, so the covariance of two depends on their
     offset only, and the offsets are far fewer than the pairs: each power is
     taken once, into a table indexed by the offset (the same numbers as
-    ``sign * cdist(...)**exponent / norm``), unless the positions span so
-    much more than they number (a long, thin hole) that the table would hold
-    more powers than the pairs need; then each pair's power is taken.
+    ``sign * cdist(...)**exponent / norm``). Where that table would be huge
+    (a hole of thousands of pixels across) the powers are tabulated by
+    squared distance, and where the positions span so much more than they
+    number (a long, thin hole) that a table would hold more powers than the
+    pairs need, each pair's power is taken.
 
     ``norm``, the covariance at the largest offset of the positions' bounding
     box (at least ``noise_ratio``), brings the values to order one, so that
@@ -240,31 +247,41 @@ class _OffsetCovariance:
     """
 
     def __init__(self, positions, exponent, noise_ratio, n_pairs):
-        self.sign, self.exponent = _covariance_sign(exponent), exponent
+        self.exponent = exponent
         self.low = positions.min(axis=0)
         extent = positions.max(axis=0) - self.low + 1
-        self.norm = max(float(np.sqrt(float((extent - 1) @ (extent - 1)))) ** exponent,
-                        noise_ratio)
-        self.table = None
-        if (2 * extent[0] - 1) * (2 * extent[1] - 1) <= n_pairs:
+        largest_squared = int((extent - 1) @ (extent - 1))
+        self.norm = max(float(np.sqrt(float(largest_squared))) ** exponent, noise_ratio)
+        self.factor = _covariance_sign(exponent) / self.norm
+        self.by_offset = self.by_squared = None
+        offsets = (2 * int(extent[0]) - 1) * (2 * int(extent[1]) - 1)
+        if offsets <= min(n_pairs, _MAX_OFFSET_TABLE):
             row_offsets = np.arange(1 - extent[0], extent[0])
             col_offsets = np.arange(1 - extent[1], extent[1])
             squared = (row_offsets * row_offsets)[:, None] + (col_offsets * col_offsets)[None, :]
-            powers = np.sqrt(np.arange(int(squared.max()) + 1, dtype=float)) ** exponent
-            self.table = ((self.sign / self.norm) * powers)[squared].ravel()
+            self.by_offset = self._powers(largest_squared)[squared].ravel()
             self.stride = 2 * int(extent[1]) - 1
             self.centre = (int(extent[0]) - 1) * self.stride + int(extent[1]) - 1
+        elif largest_squared < n_pairs:
+            self.by_squared = self._powers(largest_squared)
+
+    def _powers(self, largest_squared):
+        """The scaled covariance at squared distances 0, 1, ... ``largest_squared``."""
+        return self.factor * np.sqrt(np.arange(largest_squared + 1, dtype=float)) ** self.exponent
 
     def __call__(self, first, second):
         """Covariances between the positions ``first`` (N, 2) and ``second`` (M, 2): (N, M)."""
-        if self.table is None:
-            row_offsets = first[:, None, 0] - second[None, :, 0]
-            col_offsets = first[:, None, 1] - second[None, :, 1]
-            squared = row_offsets * row_offsets + col_offsets * col_offsets
-            return (self.sign / self.norm) * np.sqrt(squared.astype(float)) ** self.exponent
-        first_keys = (first[:, 0] - self.low[0]) * self.stride + (first[:, 1] - self.low[1])
-        second_keys = (second[:, 0] - self.low[0]) * self.stride + (second[:, 1] - self.low[1])
-        return self.table[(first_keys + self.centre)[:, None] - second_keys[None, :]]
+        if self.by_offset is not None:
+            first_keys = (first[:, 0] - self.low[0]) * self.stride + (first[:, 1] - self.low[1])
+            second_keys = (second[:, 0] - self.low[0]) * self.stride + (second[:, 1]
+                                                                         - self.low[1])
+            return self.by_offset[(first_keys + self.centre)[:, None] - second_keys[None, :]]
+        row_offsets = first[:, None, 0] - second[None, :, 0]
+        col_offsets = first[:, None, 1] - second[None, :, 1]
+        squared = row_offsets * row_offsets + col_offsets * col_offsets
+        if self.by_squared is not None:
+            return self.by_squared[squared]
+        return self.factor * np.sqrt(squared.astype(float)) ** self.exponent
 
 
 def _drift_pivots(points):
