@@ -623,7 +623,7 @@ def test_an_error_in_the_biharmonic_thread_reaches_the_caller(tiny_model, monkey
     _, data = power_law_map((64, 64), seed=23)
     holes = disk_holes(data.shape, [(20, 20), (45, 40)], 4)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the fill runs in a worker
-    monkeypatch.setattr(inference, "_biharmonic_fill", broken)
+    monkeypatch.setattr(inference, "_biharmonic_values", broken)
     with pytest.raises(RuntimeError, match="biharmonic failed"):
         inpaint_map(data, holes, None, 3.0, model=tiny_model, device="cpu")
 

@@ -532,28 +532,27 @@ def _kriging_fill(data, hole_mask, labels, hole_slices, *, fwhm_pixels, max_poin
     filled = data.copy()
     # Not zeros_like: the pages of a fresh zero array are only touched around the holes.
     variance = np.zeros(data.shape)
-    _krige_holes(data, np.isfinite(data) & ~hole_mask, labels, hole_slices, filled, variance,
-                 fwhm_pixels=fwhm_pixels, max_points=max_points, seed=seed)
+    for rows, cols, prediction, prediction_variance in _krige_holes(
+            data, np.isfinite(data) & ~hole_mask, labels, hole_slices, fwhm_pixels=fwhm_pixels,
+            max_points=max_points, seed=seed):
+        filled[rows, cols] = prediction
+        variance[rows, cols] = prediction_variance
     return filled, variance
 
 
-def _krige_holes(data, usable_map, labels, hole_slices, fill, variance, *, fwhm_pixels,
-                 max_points=160, seed=0):
+def _krige_holes(data, usable_map, labels, hole_slices, *, fwhm_pixels, max_points=160, seed=0):
     """
-    Write the kriging fill and its variance of every labelled hole into ``fill`` and ``variance``.
+    The kriging fill and its variance of every labelled hole, one hole at a time.
 
-    Only the hole pixels are written (NaN and 0 for a hole with no usable
-    pixel around it), so the outputs may be fresh zero maps whose pages are
-    touched around the holes only. ``usable_map`` marks the pixels of
-    ``data`` the fill may use.
+    Yields each hole's pixels (rows and columns of the map, in row-major
+    order), the prediction and its variance (NaN and 0 for a hole with no
+    usable pixel around it). ``usable_map`` marks the pixels of ``data`` the
+    fill may use.
     """
     ring_width = max(2.0 * fwhm_pixels, 3.0)
     for index, slices in enumerate(hole_slices, start=1):
-        rows, cols, prediction, prediction_variance = _krige_hole(
-            data, labels, usable_map, index, slices, ring_width=ring_width,
-            max_points=max_points, seed=seed)
-        fill[rows, cols] = prediction
-        variance[rows, cols] = prediction_variance
+        yield _krige_hole(data, labels, usable_map, index, slices, ring_width=ring_width,
+                          max_points=max_points, seed=seed)
 
 
 def _krige_hole(data, labels, usable_map, index, slices, *, ring_width, max_points, seed):
@@ -645,23 +644,26 @@ def _unique_of_sorted_runs(keys):
     return keys[first]
 
 
-def _biharmonic_fill(data, hole_mask, labels, *, out=None, usable=None):
-    """
-    `biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`).
+def _biharmonic_fill(data, hole_mask, labels):
+    """`biharmonic_fill` of checked inputs whose holes are labelled already (`_label_holes`)."""
+    filled = data.copy()
+    hole_pixels = np.flatnonzero(hole_mask)
+    filled.ravel()[hole_pixels] = _biharmonic_values(data, hole_pixels, labels)
+    return filled
 
-    The fill is written into the holes of ``out`` (by default a copy of ``data``),
-    which is returned. ``usable`` marks the data pixels the fill may use (by
-    default the finite ones).
+
+def _biharmonic_values(data, hole_pixels, labels, *, usable=None):
     """
-    filled = data.copy() if out is None else out
+    The biharmonic fill of the hole pixels, in their order (NaN where cut off from data).
+
+    ``hole_pixels`` are the row-major indices of every hole pixel of the map,
+    sorted (those of `numpy.flatnonzero`); ``usable`` marks the data pixels
+    the fill may use (by default the finite ones).
+    """
     n_rows, n_cols = data.shape
-    # np.nonzero's pixels in its order, an order of magnitude faster on a large map.
-    hole_rows, hole_cols = np.divmod(np.flatnonzero(hole_mask), n_cols)
-    if hole_rows.size == 0:
-        return filled
-    # Row-major indices of the hole pixels, sorted (np.nonzero's order): an unknown's
-    # number is its rank among them.
-    hole_indices = hole_rows * n_cols + hole_cols
+    if hole_pixels.size == 0:
+        return np.zeros(0)
+    hole_rows, hole_cols = np.divmod(hole_pixels, n_cols)
     laplacian_stencil = ((0, 0, -4.0), (1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0))
     # A weak membrane (first differences) pins pixels that no full Laplacian
     # stencil reaches, e.g. along a no-coverage edge.
@@ -696,7 +698,8 @@ def _biharmonic_fill(data, hole_mask, labels, *, out=None, usable=None):
         touches_data = np.zeros(constant.size, bool)
         for rows, cols, weight in points:
             is_unknown = labels[rows[keep], cols[keep]] > 0
-            ids = np.searchsorted(hole_indices, rows[keep] * n_cols + cols[keep])
+            # An unknown's number is its rank among the sorted hole pixels.
+            ids = np.searchsorted(hole_pixels, rows[keep] * n_cols + cols[keep])
             row_ids.append(np.flatnonzero(is_unknown))
             column_ids.append(ids[is_unknown])
             coefficients.append(np.full(int(is_unknown.sum()), weight))
@@ -718,8 +721,7 @@ def _biharmonic_fill(data, hole_mask, labels, *, out=None, usable=None):
     _, groups = csgraph.connected_components(links.T @ links, directed=False)
     anchored_pixels = np.flatnonzero(links[np.concatenate(data_rows)].getnnz(axis=0))
     solution[~np.isin(groups, groups[anchored_pixels])] = np.nan
-    filled[hole_rows, hole_cols] = solution
-    return filled
+    return solution
 
 
 def classical_fill(
