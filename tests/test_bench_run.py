@@ -431,3 +431,20 @@ def test_paper_way_pastes_the_network_output_into_each_hole_only():
     assert count == 2
     assert np.array_equal(background[~holes], data[~holes])
     assert np.all(np.isfinite(background)) and not np.any(background[holes] == data[holes])
+
+
+def test_per_source_way_returns_the_background_and_its_error_in_the_holes_only():
+    # Like the whole-map inpainting it is compared with: both maps, the holes written.
+    from nemesis_bkg.bench.speed import _per_source_removal
+    from nemesis_bkg.model import PConvUNet
+
+    data = np.random.default_rng(4).normal(size=(120, 150))
+    holes = np.zeros(data.shape, bool)
+    holes[5:9, 5:9] = True
+    holes[60:66, 100:104] = True
+    network = PConvUNet(channels=(4, 8)).eval()
+    background, error, count = _per_source_removal(data, holes, np.ones(data.shape, bool), 2.5,
+                                                   network, "cpu")
+    assert count == 2
+    assert np.array_equal(background[~holes], data[~holes]) and not np.any(error[~holes])
+    assert np.all(np.isfinite(background[holes])) and np.all(error[holes] > 0)

@@ -67,18 +67,25 @@ def _hole_centres(holes):
 
 
 def _per_source_removal(data, holes, coverage, fwhm_pixels, model, device):
-    """Inpaint each connected hole alone: the network once on a 96x96 cutout around it."""
+    """
+    Inpaint each connected hole alone: the network once on a 96x96 cutout around it.
+
+    Returns the background, its error (the two maps the whole-map inpainting
+    returns) and the number of holes.
+    """
     labels, centres = _hole_centres(holes)
-    background = data.copy()
+    background, background_error = data.copy(), np.zeros(data.shape)
     half = PAPER_CUTOUT // 2
     for index, row, col in centres:
         rows = slice(max(row - half, 0), min(row + half, data.shape[0]))
         cols = slice(max(col - half, 0), min(col + half, data.shape[1]))
         own_hole = labels[rows, cols] == index
-        filled, _ = inpaint_map(data[rows, cols], own_hole, coverage[rows, cols], fwhm_pixels,
-                                model=model, device=device, batch_size=1, tile_size=PAPER_CUTOUT)
+        filled, error = inpaint_map(data[rows, cols], own_hole, coverage[rows, cols], fwhm_pixels,
+                                    model=model, device=device, batch_size=1,
+                                    tile_size=PAPER_CUTOUT)
         background[rows, cols][own_hole] = filled[own_hole]
-    return background, len(centres)
+        background_error[rows, cols][own_hole] = error[own_hole]
+    return background, background_error, len(centres)
 
 
 def _paper_network_per_source(data, holes, network, device):
@@ -218,7 +225,7 @@ def run_speed_benchmark(
     # The whole-map inpainting and the per-source ways on the same holes, in turns: the
     # like-for-like figures. The network decoding only the hole's pixels per source, as
     # the engine does, shows what of the speed-up comes from working on the whole map.
-    (inpaint_seconds, _), (per_source_seconds, (_, n_holes)), (per_source_region_seconds, _), (
+    (inpaint_seconds, _), (per_source_seconds, (_, _, n_holes)), (per_source_region_seconds, _), (
         fill_seconds, _) = _interleaved_best_of(
         repeats,
         lambda: inpaint_map(image.data, result.source_mask, image.coverage,
