@@ -266,3 +266,28 @@ def test_written_products_read_back_with_their_uncertainty(result, tmp_path):
         np.testing.assert_array_equal(nddata.data, product.data)
         np.testing.assert_array_equal(nddata.uncertainty.array, product.uncertainty.array)
         assert nddata.wcs.has_celestial
+
+
+def test_photutils_aperture_photometry_on_the_sources_gives_the_injected_flux():
+    # result.sources goes to photutils as it is (its uncertainty becomes the error); on a
+    # Jy/pixel map the aperture sum over the encircled energy is the injected flux.
+    from photutils.aperture import CircularAperture, aperture_photometry
+    from scipy.spatial import cKDTree
+
+    from nemesis_bkg.photometry import gaussian_aperture_correction
+
+    sim = simulate_map((256, 256), instrument="pacs160", n_sources=40, seed=11)
+    result = CompactSourceRemover(device="cpu").remove(sim.data)
+    positions = np.column_stack([result.catalog["x"], result.catalog["y"]])
+    phot = aperture_photometry(result.sources, CircularAperture(positions, r=result.fwhm_pixels))
+    encircled = gaussian_aperture_correction(result.fwhm_pixels, result.fwhm_pixels)
+    flux = (phot["aperture_sum"] * u.pix / encircled).to(u.Jy)
+    flux_err = (phot["aperture_sum_err"] * u.pix / encircled).to(u.Jy)
+    distance, index = cKDTree(np.column_stack([sim.catalog["x"], sim.catalog["y"]])).query(
+        positions)
+    matched = distance < 2
+    true_flux = sim.catalog["flux"][index].to(u.Jy)
+    assert matched.sum() >= 5
+    relative = ((flux - true_flux) / true_flux)[matched]
+    assert abs(np.median(relative)) < 0.1 and np.all(np.abs(relative) < 0.5)
+    assert np.all(flux_err[matched] > 0) and np.all(np.isfinite(flux_err))
