@@ -330,11 +330,9 @@ def _universal_kriging(points, values, targets, *, nugget, amplitude, exponent):
     if not (np.isfinite(covariance.norm) and covariance.norm > 0):
         return None
     origin = points.mean(axis=0)
-    solved = _drift_free_kriging(points - origin, values, grid_points, covariance,
-                                 noise_ratio / covariance.norm)
-    if solved is None:
-        solved = _saddle_point_kriging(points - origin, values, grid_points, covariance,
-                                       noise_ratio / covariance.norm)
+    centred, noise = points - origin, noise_ratio / covariance.norm
+    solved = (_drift_free_kriging(centred, values, grid_points, covariance, noise)
+              or _saddle_point_kriging(centred, values, grid_points, covariance, noise))
     if solved is None:
         return None
     predictions, quadratics = [], []
